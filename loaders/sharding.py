@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence, TypeVar
 
-import torch
 import torch.distributed as dist
 from torch.utils.data import get_worker_info
 

@@ -1,0 +1,30 @@
+"""TFRecord files, byte-exact with TensorFlow: framing with CRC checks, GZIP/ZLIB, Examples, datasets.
+
+``format`` reads and writes the framing, ``example``/``encode`` convert ``tf.train.Example`` and
+``SequenceExample`` records (``wire``/``layout`` make that fast, ``protos`` holds the messages),
+``writer`` writes files atomically, ``index`` keeps index files, ``dataset`` offers
+``torch.utils.data`` datasets, ``collate`` batches variable-length features and ``convert``
+turns an image folder into shards.
+"""
+from __future__ import annotations
+
+from loaders.tfrecord.collate import collate_lists, collate_padded
+from loaders.tfrecord.dataset import IndexedTFRecordDataset, TFRecordDataset
+from loaders.tfrecord.encode import encode_example, encode_sequence_example
+from loaders.tfrecord.example import (
+    ExampleDecoder, FixedLenFeature, FixedLenSequenceFeature, VarLenFeature, parse_example, parse_single_example,
+    parse_single_sequence_example,
+)
+from loaders.tfrecord.format import (
+    TFRecordCompressionType, TFRecordOptions, iter_records, masked_crc32c, tf_record_iterator,
+)
+from loaders.tfrecord.index import create_index, index_path, read_index
+from loaders.tfrecord.writer import TFRecordWriter
+
+__all__ = [
+    "ExampleDecoder", "FixedLenFeature", "FixedLenSequenceFeature", "IndexedTFRecordDataset",
+    "TFRecordCompressionType", "TFRecordDataset", "TFRecordOptions", "TFRecordWriter", "VarLenFeature",
+    "collate_lists", "collate_padded", "create_index", "encode_example", "encode_sequence_example",
+    "index_path", "iter_records", "masked_crc32c", "parse_example", "parse_single_example",
+    "parse_single_sequence_example", "read_index", "tf_record_iterator",
+]

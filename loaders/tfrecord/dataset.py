@@ -1,0 +1,205 @@
+"""``torch.utils.data`` datasets over TFRecord files: streaming (``TFRecordDataset``) and indexed.
+
+``TFRecordDataset`` is an ``IterableDataset`` that splits the work with
+:func:`loaders.sharding.current_shard` so that, over all DataLoader workers and
+``torch.distributed`` ranks, every record is read exactly once per epoch: whole files round
+robin when there are at least as many files as readers, otherwise each reader keeps every
+``count``-th record of the interleaved stream of all files. ``IndexedTFRecordDataset`` is
+map-style: ``len()`` and random access through index files (created when missing).
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import itertools
+import os
+import random
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+
+from torch.utils.data import Dataset, IterableDataset
+
+from loaders.errors import DataLossError, InvalidArgumentError
+from loaders.files import Paths, expand_paths
+from loaders.sharding import Shard, current_shard, split
+from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
+from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
+from loaders.tfrecord.index import create_index, index_path, read_index
+
+
+
+class _Decode:
+    """Turn a ``(path, (offset, data))`` record into what the dataset yields, naming the record on error."""
+
+    def __init__(self, features: Optional[Mapping[str, FeatureSpec]], raw: bool, transform: Optional[Callable]) -> None:
+        self.decoder = None if raw else ExampleDecoder(features)
+        self.transform = transform
+
+    def __call__(self, path: str, offset: int, data: bytes) -> Any:
+        return next(self.stream([(path, (offset, data))]))
+
+    def stream(self, records: Iterable[tuple[str, tuple[int, bytes]]]) -> Iterator[Any]:
+        """Decode and transform each ``(file, (offset, data))`` (one loop: the per-record hot path)."""
+        decoder, transform = self.decoder, self.transform
+        for path, (offset, data) in records:
+            if decoder is not None:
+                try:
+                    data = decoder(data)
+                except InvalidArgumentError as exc:
+                    raise InvalidArgumentError(f"{path}: record at byte offset {offset}: {exc}") from None
+            yield data if transform is None else transform(data)
+
+
+class TFRecordDataset(IterableDataset):
+    """Stream the records of TFRecord files, decoded as Examples by ``features`` (TF's feature specs;
+    None decodes every feature; ``raw=True`` yields the serialized bytes).
+
+    ``shuffle_buffer`` > 0 shuffles records through a buffer of that size (TF's ``shuffle``), seeded
+    by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
+    ``cycle_length`` files are read at a time, one record from each in turn.
+    """
+
+    def __init__(
+        self,
+        paths_or_glob: Paths,
+        features: Optional[Mapping[str, FeatureSpec]] = None,
+        transform: Optional[Callable[[Any], Any]] = None,
+        compression: Any = None,
+        shuffle_buffer: int = 0,
+        seed: Optional[int] = None,
+        verify: bool = True,
+        *,
+        raw: bool = False,
+        cycle_length: int = 8,
+    ) -> None:
+        super().__init__()
+        self.files = expand_paths(paths_or_glob, type(self).__name__)
+        if shuffle_buffer < 0 or cycle_length < 1:
+            raise InvalidArgumentError(f"shuffle_buffer must be >= 0 and cycle_length >= 1, got {shuffle_buffer}, {cycle_length}")
+        self.compression, self.shuffle_buffer, self.seed, self.verify = compression, shuffle_buffer, seed, verify
+        self.cycle_length = cycle_length
+        self.epoch = 0
+        self._decode = _Decode(features, raw, transform)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
+        self.epoch = epoch
+
+    def _open(self, name: str) -> Iterator[tuple[int, bytes]]:
+        return iter_records(name, compression_for(name, self.compression), self.verify)
+
+    def _records(self, files: Sequence[str]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        """``(file, (offset, data))`` of ``files`` interleaved: one record from each of
+        ``cycle_length`` open files in turn."""
+        if len(files) == 1 or self.cycle_length == 1:
+            return itertools.chain.from_iterable(zip(itertools.repeat(name), self._open(name)) for name in files)
+        return self._interleave(files)
+
+    def _interleave(self, files: Sequence[str]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        pending = collections.deque(files)
+        active: collections.deque = collections.deque()
+        while pending or active:
+            while pending and len(active) < self.cycle_length:
+                name = pending.popleft()
+                active.append((name, self._open(name)))
+            name, records = active[0]
+            record = next(records, None)
+            if record is None:
+                active.popleft()
+            else:
+                yield name, record
+                active.rotate(-1)
+
+    def _shard_records(self, shard: Shard) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        if len(self.files) >= shard.count:
+            return self._records(split(self.files, shard))
+        everything = self._records(self.files)  # fewer files than readers: every count-th record
+        return (record for position, record in enumerate(everything) if position % shard.count == shard.index)
+
+    def __iter__(self) -> Iterator[Any]:
+        shard = current_shard()
+        records = self._shard_records(shard)
+        if self.shuffle_buffer:
+            seed = random.SystemRandom().randrange(1 << 62) if self.seed is None else self.seed
+            records = shuffled(records, self.shuffle_buffer, random.Random(f"{seed}/{self.epoch}/{shard.index}"))
+        return self._decode.stream(records)
+
+
+def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
+    """TF's ``shuffle(buffer_size)``: fill a buffer, then yield a random element and replace it."""
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        slot = rng.randrange(buffer_size)
+        yield buffer[slot]
+        buffer[slot] = item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class IndexedTFRecordDataset(Dataset):
+    """Map-style access to the records of uncompressed TFRecord files through their index files
+    (``FILE.tfindex``, created when missing): ``len(ds)`` and ``ds[i]``, decoded like
+    :class:`TFRecordDataset`."""
+
+    def __init__(
+        self,
+        paths_or_glob: Paths,
+        features: Optional[Mapping[str, FeatureSpec]] = None,
+        transform: Optional[Callable[[Any], Any]] = None,
+        verify: bool = True,
+        *,
+        raw: bool = False,
+    ) -> None:
+        self.files = expand_paths(paths_or_glob, type(self).__name__)
+        self.verify = verify
+        self._decode = _Decode(features, raw, transform)
+        self._tables = []
+        for name in self.files:
+            if compression_for(name):
+                raise InvalidArgumentError(
+                    f"{name}: random access needs an uncompressed TFRecord file, this one is {compression_for(name)}"
+                )
+            index = index_path(name)
+            if not os.path.exists(index):
+                create_index(name, verify=verify)
+            self._tables.append(read_index(index))
+        self._starts = [0]
+        for table in self._tables:
+            self._starts.append(self._starts[-1] + len(table))
+        self._handles: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, item: int) -> Any:
+        if item < 0:
+            item += len(self)
+        if not 0 <= item < len(self):
+            raise IndexError(f"record {item} is out of range for {len(self)} records")
+        number = bisect.bisect_right(self._starts, item) - 1
+        offset, length = (int(v) for v in self._tables[number][item - self._starts[number]])
+        name = self.files[number]
+        handle = self._handles.get(number)
+        if handle is None:
+            handle = self._handles[number] = open(name, "rb")
+        data = read_record_at(handle, name, offset, self.verify)
+        if len(data) + HEADER_SIZE + FOOTER_SIZE != length:
+            raise DataLossError(
+                f"{name}: record at byte offset {offset}: expected {length} bytes as its index says, found "
+                f"{len(data) + HEADER_SIZE + FOOTER_SIZE} (the index {index_path(name)} is out of date)"
+            )
+        return self._decode(name, offset, data)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_handles"] = {}  # open files stay with their process
+        return state
+
+    def __del__(self) -> None:
+        for handle in getattr(self, "_handles", {}).values():
+            handle.close()
+
+
+__all__ = ["IndexedTFRecordDataset", "TFRecordDataset", "shuffled"]

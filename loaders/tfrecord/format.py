@@ -1,0 +1,317 @@
+"""TFRecord framing exactly as TensorFlow writes it, read and write, with GZIP and ZLIB streams.
+
+A record is ``uint64 length (little-endian) | masked CRC32C of those 8 bytes | data | masked
+CRC32C of data``. Reading verifies both CRCs by default and raises :class:`DataLossError` naming
+the file and the byte offset (in the uncompressed stream) of the bad record. This module owns the
+framing loop, the CRC mask, the compression choice (``TFRecordOptions``, suffix inference) and
+TF1's ``tf_record_iterator``; the readers' ``TFRecordReader`` builds on :func:`iter_records`.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import zlib
+from typing import Any, BinaryIO, Iterator, Optional, Union
+
+import crc32c
+
+from loaders.errors import DataLossError, InvalidArgumentError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+_HEADER = struct.Struct("<QI")
+_CRC = struct.Struct("<I")
+_LENGTH = struct.Struct("<Q")
+HEADER_SIZE = _HEADER.size  # 12: the length and its CRC
+FOOTER_SIZE = _CRC.size  # 4: the data's CRC
+_CHUNK = 1 << 20
+_KNOWN_LENGTHS_MAX = 4096
+# zlib settings of TensorFlow's ZlibCompressionOptions, so compressed files are byte-identical.
+_TF_MEM_LEVEL = 9
+_WBITS = {"ZLIB": zlib.MAX_WBITS, "GZIP": zlib.MAX_WBITS | 16}
+
+
+def mask_crc(crc: int) -> int:
+    """TensorFlow's CRC mask: rotate right by 15 bits and add a constant (crc32c.h ``Mask``)."""
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
+
+
+def masked_crc32c(data: Any) -> int:
+    """The masked CRC32C of a bytes-like object, as stored in TFRecord headers and footers."""
+    return mask_crc(crc32c.crc32c(data))
+
+
+class TFRecordCompressionType(enum.IntEnum):
+    """TF1's ``tf.python_io.TFRecordCompressionType``: NONE, ZLIB or GZIP."""
+
+    NONE = 0
+    ZLIB = 1
+    GZIP = 2
+
+
+class TFRecordOptions:
+    """Options for reading and writing TFRecord files (TF's ``tf.io.TFRecordOptions``).
+
+    ``compression_type`` is ``None``/``""``, ``"ZLIB"``, ``"GZIP"`` or a
+    :class:`TFRecordCompressionType`; ``compression_level`` (0-9) applies when writing.
+    """
+
+    compression_type_map = {
+        TFRecordCompressionType.NONE: "",
+        TFRecordCompressionType.ZLIB: "ZLIB",
+        TFRecordCompressionType.GZIP: "GZIP",
+    }
+
+    def __init__(self, compression_type: Any = None, compression_level: Optional[int] = None) -> None:
+        self.compression_type = "" if compression_type is None else _compression_name(compression_type)
+        if compression_level is not None and not -1 <= compression_level <= 9:
+            raise InvalidArgumentError(f"compression_level {compression_level}: expected -1 to 9")
+        self.compression_level = compression_level
+
+    @classmethod
+    def get_compression_type_string(cls, options: Any) -> str:
+        """``""``, ``"ZLIB"`` or ``"GZIP"`` for options, a compression type or a string (TF's API)."""
+        if options is None:
+            return ""
+        if isinstance(options, TFRecordOptions):
+            return options.compression_type
+        return _compression_name(options)
+
+    def __repr__(self) -> str:
+        return f"TFRecordOptions(compression_type={self.compression_type!r}, compression_level={self.compression_level!r})"
+
+
+def _compression_name(value: Any) -> str:
+    if isinstance(value, TFRecordOptions):
+        return value.compression_type
+    if isinstance(value, TFRecordCompressionType):
+        return TFRecordOptions.compression_type_map[value]
+    if isinstance(value, str) and value.upper() in ("", "NONE", "ZLIB", "GZIP"):
+        return "" if value.upper() == "NONE" else value.upper()
+    raise InvalidArgumentError(
+        f"unknown compression {value!r}: expected None, '', 'GZIP', 'ZLIB', a TFRecordOptions "
+        "or a TFRecordCompressionType"
+    )
+
+
+def compression_for(path: PathLike, compression: Any = None) -> str:
+    """The compression of ``path``: ``compression`` when given, else from its suffix (.gz, .zlib)."""
+    if compression is not None:
+        return _compression_name(compression)
+    name = os.fspath(path)
+    if name.endswith(".gz"):
+        return "GZIP"
+    if name.endswith(".zlib"):
+        return "ZLIB"
+    return ""
+
+
+def frame_header(length: int) -> bytes:
+    """The 12 bytes before a record's data: its length and the length's masked CRC."""
+    packed = _LENGTH.pack(length)
+    return packed + _CRC.pack(masked_crc32c(packed))
+
+
+def frame_footer(data: Any) -> bytes:
+    """The 4 bytes after a record's data: the data's masked CRC."""
+    return _CRC.pack(masked_crc32c(data))
+
+
+def encode_record(data: Any) -> bytes:
+    """One framed record (header, data, footer) as TensorFlow writes it."""
+    return frame_header(len(data)) + bytes(data) + frame_footer(data)
+
+
+def compressor(compression: str, level: Optional[int] = None) -> Any:
+    """A zlib compressor for ``"ZLIB"``/``"GZIP"`` with TensorFlow's settings, or None for no compression."""
+    if not compression:
+        return None
+    return zlib.compressobj(
+        zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, _WBITS[compression], _TF_MEM_LEVEL
+    )
+
+
+class _Inflater:
+    """``readinto`` over the decompressed bytes of a ZLIB or GZIP file (concatenated streams too)."""
+
+    def __init__(self, raw: BinaryIO, compression: str, name: str) -> None:
+        self._raw, self._compression, self._name = raw, compression, name
+        self._wbits = _WBITS[compression]
+        self._inflate = zlib.decompressobj(self._wbits)
+        self._pending = b""
+        self._produced = 0
+        self._started = False
+
+    def readinto(self, view: memoryview) -> int:
+        while True:
+            if not self._pending:
+                self._pending = self._raw.read(_CHUNK)
+                if not self._pending:
+                    if self._started and not self._inflate.eof:
+                        raise DataLossError(
+                            f"{self._name}: truncated {self._compression} stream at byte offset {self._produced}: "
+                            "expected the end-of-stream marker"
+                        )
+                    return 0
+            if self._inflate.eof:  # another stream follows the one that ended
+                self._inflate = zlib.decompressobj(self._wbits)
+            self._started = True
+            try:
+                out = self._inflate.decompress(self._pending, len(view))
+            except zlib.error as exc:
+                raise DataLossError(
+                    f"{self._name}: corrupt {self._compression} stream at byte offset {self._produced}: "
+                    f"expected valid compressed data ({exc})"
+                ) from None
+            self._pending = self._inflate.unconsumed_tail or self._inflate.unused_data
+            if out:
+                view[: len(out)] = out
+                self._produced += len(out)
+                return len(out)
+
+
+def iter_records(path: PathLike, compression: Any = None, verify: bool = True) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, data)`` for every record of a TFRecord file.
+
+    ``offset`` is the byte offset of the record's length field in the uncompressed stream.
+    ``compression`` is None (infer from the suffix), ``""``, ``"GZIP"``, ``"ZLIB"``, a
+    :class:`TFRecordOptions` or a :class:`TFRecordCompressionType`. Both CRCs are checked unless
+    ``verify`` is False; any corruption raises :class:`DataLossError` with the file and offset.
+    """
+    name = os.fspath(path)
+    kind = compression_for(name, compression)
+    with open(name, "rb", buffering=0) as raw:
+        if kind:
+            yield from _frames(name, _Inflater(raw, kind, name), None, verify)
+        else:
+            yield from _frames(name, raw, os.fstat(raw.fileno()).st_size, verify)
+
+
+def _frames(name: str, source: Any, size: Optional[int], verify: bool) -> Iterator[tuple[int, bytes]]:
+    """The framing loop: parse whole records out of a reused buffer filled by ``source.readinto``.
+
+    ``size`` is the stream's length when known (plain files), so an oversized length field is
+    refused before any read; otherwise the buffer grows only as real data arrives.
+    """
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    unpack, crc_of, unpack_crc = _HEADER.unpack_from, crc32c.crc32c, _CRC.unpack_from
+    known: dict[int, int] = {}  # length -> its masked CRC, already verified
+    base = have = 0  # stream offset of buf[0]; bytes held in buf
+    while True:
+        got = source.readinto(view[have:])
+        if not got:
+            if have:
+                _truncated(name, base, view[:have])
+            return
+        end, pos = have + got, 0
+        while end - pos >= HEADER_SIZE:
+            length, length_crc = unpack(buf, pos)
+            if verify and known.get(length) != length_crc:
+                _check_length_crc(name, base + pos, view[pos : pos + 8], length_crc)
+                if len(known) >= _KNOWN_LENGTHS_MAX:
+                    known.clear()
+                known[length] = length_crc
+            start = pos + HEADER_SIZE
+            stop = start + length
+            if stop + FOOTER_SIZE > end:
+                if size is not None:
+                    _check_fits(name, base + pos, length, size)
+                break
+            data = view[start:stop].tobytes()
+            if verify:
+                crc = crc_of(data)
+                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != unpack_crc(buf, stop)[0]:
+                    raise _bad_data(name, base + pos, unpack_crc(buf, stop)[0], mask_crc(crc))
+            yield base + pos, data
+            pos = stop + FOOTER_SIZE
+        have = end - pos
+        view[:have] = view[pos:end]
+        base += pos
+        if have == len(buf):  # one record larger than the buffer: grow as data arrives
+            view.release()
+            buf.extend(bytes(len(buf)))
+            view = memoryview(buf)
+
+
+def _check_length_crc(name: str, offset: int, length_bytes: memoryview, stored: int) -> None:
+    computed = masked_crc32c(length_bytes)
+    if computed != stored:
+        raise DataLossError(
+            f"{name}: corrupted record length at byte offset {offset}: expected masked CRC32C "
+            f"{stored:#010x}, computed {computed:#010x}"
+        )
+
+
+def _check_fits(name: str, offset: int, length: int, size: int) -> None:
+    """Refuse a record that would run past the end of a file of ``size`` bytes (never allocate it)."""
+    if length + HEADER_SIZE + FOOTER_SIZE > size - offset:
+        raise _truncated_error(name, offset, length, size - offset)
+
+
+def _bad_data(name: str, offset: int, stored: int, computed: int) -> DataLossError:
+    return DataLossError(
+        f"{name}: corrupted record data at byte offset {offset}: expected masked CRC32C {stored:#010x}, "
+        f"computed {computed:#010x}"
+    )
+
+
+def _truncated(name: str, offset: int, held: Any) -> None:
+    """Raise for a stream that ends inside the record at ``offset``; ``held`` is what is left."""
+    if len(held) < HEADER_SIZE:
+        raise DataLossError(
+            f"{name}: truncated record header at byte offset {offset}: expected {HEADER_SIZE} bytes "
+            f"(length and its CRC), found {len(held)}"
+        )
+    raise _truncated_error(name, offset, _LENGTH.unpack_from(held, 0)[0], len(held))
+
+
+def _truncated_error(name: str, offset: int, length: int, found: int) -> DataLossError:
+    return DataLossError(
+        f"{name}: truncated record at byte offset {offset}: expected {length + HEADER_SIZE + FOOTER_SIZE} "
+        f"bytes (header, {length} data bytes, CRC), found {found}"
+    )
+
+
+def read_record_at(file: BinaryIO, name: str, offset: int, verify: bool = True) -> bytes:
+    """The data of the record whose header starts at ``offset`` in an uncompressed, seekable file."""
+    file.seek(offset)
+    header = file.read(HEADER_SIZE)
+    if len(header) < HEADER_SIZE:
+        _truncated(name, offset, header)
+    length, length_crc = _HEADER.unpack(header)
+    if verify:
+        _check_length_crc(name, offset, memoryview(header)[:8], length_crc)
+    _check_fits(name, offset, length, os.fstat(file.fileno()).st_size)
+    body = file.read(length + FOOTER_SIZE)
+    data = body[:length]
+    if verify:
+        (stored,) = _CRC.unpack_from(body, length)
+        if masked_crc32c(data) != stored:
+            raise _bad_data(name, offset, stored, masked_crc32c(data))
+    return data
+
+
+def tf_record_iterator(path: PathLike, options: Any = None) -> Iterator[bytes]:
+    """TF1's ``tf.python_io.tf_record_iterator``: the records of one file as bytes, CRCs checked."""
+    for _, data in iter_records(path, options):
+        yield data
+
+
+__all__ = [
+    "TFRecordCompressionType",
+    "TFRecordOptions",
+    "compression_for",
+    "compressor",
+    "encode_record",
+    "frame_footer",
+    "frame_header",
+    "iter_records",
+    "mask_crc",
+    "masked_crc32c",
+    "read_record_at",
+    "tf_record_iterator",
+]

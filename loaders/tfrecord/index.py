@@ -1,0 +1,97 @@
+"""Index files in the ``tfrecord`` package's format: one ``"offset length"`` line per record.
+
+``offset`` is the byte offset of the record's header and ``length`` its framed size (header,
+data and CRC), both in the uncompressed stream. The index of ``FILE`` is ``FILE.tfindex``.
+Command line: ``python -m loaders.tfrecord.index FILE...`` writes one index per file.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from loaders.errors import DataLossError
+from loaders.files import atomic_write
+from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, PathLike, iter_records
+
+INDEX_SUFFIX = ".tfindex"
+log = logging.getLogger(__name__)
+
+
+def index_path(path: PathLike) -> str:
+    """The index file that belongs to the TFRecord file ``path`` (``path + ".tfindex"``)."""
+    return os.fspath(path) + INDEX_SUFFIX
+
+
+def write_index(path: PathLike, entries: Iterable[tuple[int, int]]) -> None:
+    """Write ``(offset, framed length)`` pairs to the index file ``path``, atomically."""
+    with atomic_write(path) as out:
+        out.write("".join(f"{offset} {length}\n" for offset, length in entries).encode("ascii"))
+
+
+def read_index(path: PathLike) -> np.ndarray:
+    """An ``int64`` array ``[records, 2]`` of (offset, framed length) read from an index file."""
+    name = os.fspath(path)
+    with open(name, "rb") as f:
+        text = f.read()
+    try:
+        table = np.array(text.split(), dtype=np.int64).reshape(-1, 2)
+    except ValueError:
+        _raise_bad_line(name, text)
+    if len(table) and ((table[:, 1] < HEADER_SIZE + FOOTER_SIZE).any() or (table[:, 0] < 0).any()):
+        _raise_bad_line(name, text)
+    return table
+
+
+def _raise_bad_line(name: str, text: bytes) -> None:
+    for number, line in enumerate(text.decode("ascii", "replace").splitlines(), 1):
+        fields = line.split()
+        if (
+            len(fields) != 2
+            or not all(field.isdigit() for field in fields)
+            or int(fields[1]) < HEADER_SIZE + FOOTER_SIZE
+        ):
+            raise DataLossError(
+                f"{name}: bad index line {number}: expected 'offset length' (two integers, length >= "
+                f"{HEADER_SIZE + FOOTER_SIZE}), found {line!r}"
+            )
+    raise DataLossError(f"{name}: unreadable index: expected one 'offset length' line per record")
+
+
+def create_index(
+    path: PathLike, compression: Any = None, verify: bool = True, output: Optional[PathLike] = None
+) -> str:
+    """Scan a TFRecord file (checking CRCs) and write its index; returns the index path."""
+    target = os.fspath(output) if output is not None else index_path(path)
+    write_index(
+        target, ((offset, len(data) + HEADER_SIZE + FOOTER_SIZE) for offset, data in iter_records(path, compression, verify))
+    )
+    return target
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: write ``FILE.tfindex`` for every ``FILE`` given."""
+    parser = argparse.ArgumentParser(
+        prog="python -m loaders.tfrecord.index", description="Write FILE.tfindex (one 'offset length' line per record)."
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="TFRecord files")
+    parser.add_argument("--compression", default=None, help="'', GZIP or ZLIB (default: from the suffix)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the CRC checks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    failed = 0
+    for name in tqdm(args.files, desc="indexing", unit="file", disable=len(args.files) < 2):
+        try:
+            log.info("%s", create_index(name, args.compression, not args.no_verify))
+        except (OSError, ValueError) as exc:  # DataLossError is an OSError, InvalidArgumentError a ValueError
+            log.error("%s", exc)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""TFRecord datasets: exactly-once sharding over ranks and workers, shuffling, index files, collate."""
+from __future__ import annotations
+
+import collections
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed
+from torch.utils.data import DataLoader
+
+from loaders.errors import DataLossError, InvalidArgumentError
+from loaders.sharding import Shard
+from loaders.tfrecord import (
+    FixedLenFeature, IndexedTFRecordDataset, TFRecordDataset, TFRecordWriter, VarLenFeature, collate_lists,
+    collate_padded, index_path, iter_records, read_index,
+)
+from loaders.tfrecord import dataset as dataset_module
+
+FEATURES = {"file": FixedLenFeature([], torch.int64), "n": FixedLenFeature([], torch.int64)}
+
+
+def write_files(folder, files=8, per_file=10, **writer_args):
+    paths = []
+    for f in range(files):
+        suffix = {"GZIP": ".gz", "ZLIB": ".zlib"}.get(writer_args.get("compression"), "")
+        path = folder / f"part-{f:05d}-of-{files:05d}.tfrecord{suffix}"
+        with TFRecordWriter(path, **writer_args) as writer:
+            for n in range(per_file + f):  # files of different lengths
+                writer.write({"file": f, "n": n, "tokens": list(range(n % 4))})
+        paths.append(path)
+    return paths
+
+
+def seen(dataset):
+    return [(int(item["file"]), int(item["n"])) for item in dataset]
+
+
+def expected(files=8, per_file=10):
+    return sorted((f, n) for f in range(files) for n in range(per_file + f))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_eight_files_two_ranks_three_workers_read_every_record_once(tmp_path, monkeypatch):
+    write_files(tmp_path)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    got = []
+    for rank in range(2):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        dataset = TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES)
+        loader = DataLoader(dataset, batch_size=4, num_workers=3, multiprocessing_context="fork")
+        for batch in loader:
+            got.extend(zip(batch["file"].tolist(), batch["n"].tolist()))
+    assert sorted(got) == expected() and len(got) == len(set(got))
+
+
+@pytest.mark.parametrize("count", [1, 3, 6, 11])
+def test_fewer_or_more_files_than_shards_still_exactly_once(tmp_path, monkeypatch, count):
+    write_files(tmp_path, files=3, per_file=5)
+    got = []
+    for index in range(count):
+        monkeypatch.setattr(dataset_module, "current_shard", lambda index=index: Shard(index, count))
+        got.extend(seen(TFRecordDataset(sorted(tmp_path.glob("*.tfrecord")), FEATURES)))
+    assert sorted(got) == expected(3, 5) and len(got) == len(set(got))
+
+
+def test_files_are_interleaved(tmp_path):
+    write_files(tmp_path, files=3, per_file=2)
+    order = seen(TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES, cycle_length=2))
+    assert order[:4] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert sorted(order) == expected(3, 2)
+
+
+def test_shuffle_buffer_is_seeded_per_epoch(tmp_path):
+    write_files(tmp_path, files=2, per_file=20)
+    dataset = TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES, shuffle_buffer=8, seed=3)
+    first, again = seen(dataset), seen(dataset)
+    dataset.set_epoch(1)
+    second = seen(dataset)
+    assert first == again and first != second
+    assert sorted(first) == sorted(second) == expected(2, 20)
+    assert first != sorted(first)
+    clone = pickle.loads(pickle.dumps(dataset))  # as DataLoader workers started by spawn receive it
+    assert seen(clone) == second
+
+
+def test_transform_raw_and_compressed_files(tmp_path):
+    write_files(tmp_path, files=2, per_file=3, compression="GZIP")
+    labels = list(TFRecordDataset(str(tmp_path / "*"), FEATURES, transform=lambda ex: int(ex["n"]) * 10))
+    assert sorted(labels) == [0, 0, 10, 10, 20, 20, 30]
+    raw = list(TFRecordDataset(str(tmp_path / "*"), raw=True))
+    assert len(raw) == 7 and all(isinstance(record, bytes) for record in raw)
+
+
+def test_errors_name_the_file_and_record(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=3)
+    with pytest.raises(InvalidArgumentError, match=rf"{path}: record at byte offset 0: feature 'n' \(float32\)"):
+        list(TFRecordDataset(path, {"n": FixedLenFeature([], torch.float32)}))
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataLossError, match=f"{path}: corrupted record data at byte offset"):
+        list(TFRecordDataset(path, FEATURES))
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        TFRecordDataset(str(tmp_path / "*.nothing"))
+
+
+def test_indexed_dataset_random_access(tmp_path):
+    paths = write_files(tmp_path, files=3, per_file=4)
+    dataset = IndexedTFRecordDataset(paths, FEATURES)
+    assert len(dataset) == 4 + 5 + 6
+    assert all(index_path(p) for p in paths)
+    assert (int(dataset[4]["file"]), int(dataset[4]["n"])) == (1, 0)
+    assert (int(dataset[-1]["file"]), int(dataset[-1]["n"])) == (2, 5)
+    with pytest.raises(IndexError, match="record 15 is out of range for 15 records"):
+        dataset[15]
+    loader = DataLoader(dataset, batch_size=5, shuffle=True, num_workers=2, multiprocessing_context="fork")
+    got = [pair for batch in loader for pair in zip(batch["file"].tolist(), batch["n"].tolist())]
+    assert sorted(got) == expected(3, 4)
+
+
+def test_writer_index_matches_the_tfrecord_package_format(tmp_path):
+    from tfrecord.tools.tfrecord2idx import create_index as package_create_index
+
+    (path,) = write_files(tmp_path, files=1, per_file=5, index=True)
+    package_create_index(str(path), str(tmp_path / "package.idx"))
+    assert open(index_path(path)).read() == (tmp_path / "package.idx").read_text()
+    framed = [[offset, len(data) + 16] for offset, data in iter_records(path)]
+    assert read_index(index_path(path)).tolist() == framed and len(framed) == 5
+
+
+def test_index_command_line_and_stale_index(tmp_path):
+    paths = write_files(tmp_path, files=2, per_file=2)
+    done = subprocess.run([sys.executable, "-m", "loaders.tfrecord.index", *map(str, paths)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert len(read_index(index_path(paths[1]))) == 3
+    first = read_index(index_path(paths[0]))[0, 1]
+    with open(index_path(paths[0]), "w") as f:
+        f.write(f"0 {first}\n{first} 99\n")
+    with pytest.raises(DataLossError, match="expected 99 bytes as its index says"):
+        IndexedTFRecordDataset(paths[0], FEATURES)[1]
+    with open(index_path(paths[0]), "w") as f:
+        f.write(f"0 {first}\noops\n")
+    with pytest.raises(DataLossError, match="bad index line 2"):
+        IndexedTFRecordDataset(paths[0], FEATURES)
+
+
+def test_indexed_dataset_refuses_compressed_files(tmp_path):
+    write_files(tmp_path, files=1, per_file=1, compression="ZLIB")
+    with pytest.raises(InvalidArgumentError, match="random access needs an uncompressed TFRecord file"):
+        IndexedTFRecordDataset(str(tmp_path / "*"))
+
+
+def test_collate_variable_length_features(tmp_path):
+    write_files(tmp_path, files=1, per_file=4)
+    dataset = TFRecordDataset(str(tmp_path / "*"), {**FEATURES, "tokens": VarLenFeature(torch.int64)})
+    padded = next(iter(DataLoader(dataset, batch_size=4, collate_fn=collate_padded)))
+    assert padded["tokens"].tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 2]]
+    assert padded["tokens_length"].tolist() == [0, 1, 2, 3] and padded["n"].tolist() == [0, 1, 2, 3]
+    lists = next(iter(DataLoader(dataset, batch_size=4, collate_fn=collate_lists)))
+    assert [t.tolist() for t in lists["tokens"]] == [[], [0], [0, 1], [0, 1, 2]]
+    counts = collections.Counter(type(v).__name__ for v in lists.values())
+    assert counts == {"Tensor": 2, "list": 1}
