@@ -1,0 +1,298 @@
+"""The optimization loop of Gatys et al.: the image's pixels are the only tensor optimized.
+
+Owns the device choice (CUDA, then MPS, then CPU), numeric precision (TF32 or bf16 autocast on
+CUDA), the initial image, the memory check, one *evaluation* (forward + backward through the
+cut VGG, replayed from a CUDA graph on CUDA) and the L-BFGS / Adam loop with its per-step
+callback. One step is one evaluation: L-BFGS runs with ``max_iter=1`` per ``step()`` call and
+no line search, so its history carries over from step to step.
+
+Valid pixel range: the loss is evaluated at ``clamp(image, 0, 1)`` and that clamped image is what
+callbacks and the caller get. Clamping inside the function keeps L-BFGS's curvature pairs
+consistent; clamping the tensor in place between steps does not, and made L-BFGS diverge.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from .vgg import VGGFeatures
+
+__all__ = [
+    "INITS", "OPTIMIZERS", "PRECISIONS", "MemoryLimitError", "select_device",
+    "resolve_precision", "precision_flags", "autocast", "initial_image", "available_memory",
+    "evaluation_bytes", "check_memory", "make_optimizer", "Evaluation", "GraphedEvaluation",
+    "optimize",
+]
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[int, dict[str, float], torch.Tensor], None]
+LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+INITS = ("content", "style", "noise", "mix")
+OPTIMIZERS = ("lbfgs", "adam")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+ADAM_LEARNING_RATE = 0.02
+LBFGS_HISTORY = 100  # torch's default; each entry keeps two image-sized vectors
+# Peak memory of one evaluation over the bytes of one forward pass's activations: measured
+# 1.0-1.2 on CPU at 512-1024 px (benchmarks/style.py); headroom for allocator caches, cuDNN
+# workspaces and CUDA graph pools.
+MEMORY_FACTOR = 1.5
+
+
+class MemoryLimitError(MemoryError):
+    """The image is too large for the device's memory; the message suggests a smaller size."""
+
+
+def select_device(device: Union[str, torch.device, None] = None) -> torch.device:
+    """``device`` as a ``torch.device``; ``None`` or ``"auto"`` picks CUDA, then MPS, then CPU."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS is not available on this machine; use --device cpu")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` becomes ``"tf32"`` on CUDA and ``"fp32"`` elsewhere; impossible choices error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "tf32" if device.type == "cuda" else "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        return "fp32"  # TF32 exists only on CUDA tensor cores
+    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+        raise ValueError(f"bf16 autocast is not supported on {device.type}; use fp32")
+    return precision
+
+
+@contextmanager
+def precision_flags(precision: str) -> Iterator[None]:
+    """TF32 matmuls/convolutions and cuDNN autotuning while inside (CUDA); flags restored after."""
+    if precision not in ("tf32", "bf16"):
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved_benchmark = cudnn.benchmark
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9; mixing with allow_tf32 is an error
+        saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
+        matmul.fp32_precision = cudnn.conv.fp32_precision = "tf32"
+    else:
+        saved = (matmul.allow_tf32, cudnn.allow_tf32)
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+    cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        cudnn.benchmark = saved_benchmark
+        if hasattr(matmul, "fp32_precision"):
+            matmul.fp32_precision, cudnn.conv.fp32_precision = saved
+        else:
+            matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"`` (graph-safe: no cast cache), else nothing."""
+    if precision != "bf16":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+
+def initial_image(init: str, content: torch.Tensor, style: torch.Tensor, *,
+                  noise_ratio: float = 0.6, seed: Optional[int] = None) -> torch.Tensor:
+    """The starting image: ``content``, ``style`` (resized to the content), uniform ``noise``,
+    or ``mix`` = ``noise_ratio · noise + (1 − noise_ratio) · content`` (the assignment used 0.6).
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "content":
+        return content.clone()
+    if init == "style":
+        return F.interpolate(style, size=content.shape[-2:], mode="bicubic",
+                             align_corners=False).clamp(0, 1)
+    if not 0.0 <= noise_ratio <= 1.0:
+        raise ValueError(f"noise_ratio must be between 0 and 1, got {noise_ratio}")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    noise = torch.rand(content.shape, generator=generator).to(content.device, content.dtype)
+    if init == "noise":
+        return noise
+    return noise_ratio * noise + (1.0 - noise_ratio) * content
+
+
+def _cgroup_free() -> Optional[int]:
+    """Bytes left under this process's cgroup v2 memory limit, when there is one."""
+    folder = Path("/sys/fs/cgroup")
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        current = int((folder / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else int(limit) - current
+
+
+def available_memory(device: torch.device) -> Optional[int]:
+    """Bytes this process can still allocate on ``device``; ``None`` if unknown (MPS, non-Linux)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu" or not os.path.exists("/proc/meminfo"):
+        return None
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    free = int(fields["MemAvailable"].split()[0]) * 1024
+    cgroup = _cgroup_free()
+    return free if cgroup is None else min(free, cgroup)
+
+
+def evaluation_bytes(extractor: VGGFeatures, height: int, width: int, optimizer: str = "lbfgs",
+                     history_size: int = LBFGS_HISTORY) -> float:
+    """Memory to optimize a ``height x width`` image: evaluation plus optimizer state.
+
+    L-BFGS keeps two image-sized vectors per history entry (at ``history_size=100`` about as
+    much as VGG's activations); Adam keeps two moments.
+    """
+    image = 3 * height * width * 4
+    state = 2 * history_size * image if optimizer == "lbfgs" else 2 * image
+    return MEMORY_FACTOR * extractor.activation_bytes(height, width) + state
+
+
+def check_memory(needed: float, height: int, width: int, device: torch.device,
+                 advice: str = "use a smaller --size") -> None:
+    """Raise :class:`MemoryLimitError` if ``needed`` bytes for a ``height x width`` image won't fit.
+
+    ``advice`` opens the hint; the hint's size assumes memory grows with the pixel count.
+    """
+    available = available_memory(device)
+    if available is None or needed <= available:
+        return
+    fits = int(max(height, width) * math.sqrt(available / needed) * 0.9) // 16 * 16
+    raise MemoryLimitError(
+        f"a {width}x{height} px image needs about {_gib(needed)} on {device} but only "
+        f"{_gib(available)} is free; {advice} (about {fits} px fits)")
+
+
+def _gib(nbytes: float) -> str:
+    """``nbytes`` in GiB, or in MiB under one GiB."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def make_optimizer(name: str, image: torch.Tensor, learning_rate: Optional[float] = None,
+                   history_size: int = LBFGS_HISTORY) -> torch.optim.Optimizer:
+    """L-BFGS (one evaluation per ``step()``, history kept) or Adam over ``image`` alone."""
+    if name == "lbfgs":
+        return torch.optim.LBFGS([image], lr=learning_rate or 1.0, max_iter=1,
+                                 history_size=history_size)
+    if name == "adam":
+        return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+
+
+class Evaluation:
+    """One forward + backward of ``loss_fn`` at ``clamp(image, 0, 1)``: fills ``image.grad``."""
+
+    def __init__(self, loss_fn: LossFn, image: torch.Tensor, precision: str = "fp32") -> None:
+        self.loss_fn, self.image, self.precision = loss_fn, image, precision
+
+    def forward_backward(self) -> dict[str, torch.Tensor]:
+        """Run the loss and its backward pass; the terms come back detached."""
+        with autocast(self.precision, self.image.device):
+            terms = self.loss_fn(self.image.clamp(0, 1))
+        terms["total"].backward()
+        return {name: value.detach() for name, value in terms.items()}
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """A fresh gradient (not accumulated) and the loss terms."""
+        self.image.grad = None
+        return self.forward_backward()
+
+
+class GraphedEvaluation(Evaluation):
+    """The same evaluation captured once into a CUDA graph and replayed.
+
+    ``image`` and its ``grad`` keep their memory between replays: optimizers update the image in
+    place (``add_``) and read the gradient, which each replay overwrites.
+    """
+
+    def __init__(self, loss_fn: LossFn, image: torch.Tensor, precision: str = "fp32",
+                 warmup: int = 3) -> None:
+        super().__init__(loss_fn, image, precision)
+        side = torch.cuda.Stream(device=image.device)
+        side.wait_stream(torch.cuda.current_stream(image.device))
+        with torch.cuda.stream(side):
+            for _ in range(warmup):  # allocator and cuDNN autotuning settle before capture
+                Evaluation.__call__(self)
+        torch.cuda.current_stream(image.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        image.grad = None
+        with torch.cuda.graph(self.graph):
+            self.terms = self.forward_backward()
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """Replay the captured kernels: ``image.grad`` and the returned terms are refreshed."""
+        self.graph.replay()
+        return self.terms
+
+
+def _evaluation(loss_fn: LossFn, image: torch.Tensor, precision: str,
+                cuda_graphs: Optional[bool]) -> Evaluation:
+    """A graphed evaluation on CUDA (unless turned off or the capture fails), else an eager one."""
+    if cuda_graphs is None:
+        cuda_graphs = image.is_cuda
+    if not cuda_graphs:
+        return Evaluation(loss_fn, image, precision)
+    if not image.is_cuda:
+        raise ValueError("cuda_graphs=True needs a CUDA device")
+    try:
+        return GraphedEvaluation(loss_fn, image, precision)
+    except RuntimeError as exc:
+        logger.warning("CUDA graph capture failed (%s); evaluating eagerly", exc)
+        return Evaluation(loss_fn, image, precision)
+
+
+def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
+             optimizer: str = "lbfgs", learning_rate: Optional[float] = None,
+             callback: Optional[Callback] = None, precision: str = "fp32",
+             cuda_graphs: Optional[bool] = None, history_size: int = LBFGS_HISTORY
+             ) -> torch.Tensor:
+    """Minimize ``loss_fn(image)["total"]`` over a copy of ``image``'s pixels; return the result.
+
+    The loss sees the pixels clamped to ``[0, 1]``, and so does everyone else. After each step,
+    ``callback(step, losses, image)`` gets the step number (from 1), the loss terms as floats
+    and the (clamped) image just evaluated. ``history_size`` is L-BFGS's memory length.
+    """
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    opt = make_optimizer(optimizer, image, learning_rate, history_size)
+    step = 0
+
+    with precision_flags(precision):
+        evaluate = _evaluation(loss_fn, image, precision, cuda_graphs) if num_steps else None
+
+        def closure() -> torch.Tensor:
+            nonlocal step
+            terms = evaluate()
+            step += 1
+            if callback is not None:
+                values = torch.stack([v.float() for v in terms.values()]).tolist()
+                callback(step, dict(zip(terms, values)), image.detach().clamp(0, 1))
+            return terms["total"]
+
+        for _ in range(num_steps):
+            opt.step(closure)
+    return image.detach().clamp(0, 1)
