@@ -1,0 +1,358 @@
+"""``CSVDataset``: CSV files as a streaming ``torch.utils.data.IterableDataset`` of
+``(features, label)`` tensors, read in constant memory and split over DataLoader workers and
+``torch.distributed`` ranks (``loaders.sharding``) so that every row is read exactly once.
+
+How it reads: each file is cut into byte ranges of ``chunk_bytes``; a line belongs to the range
+holding its first byte (the Hadoop rule), so readers can seek straight to their ranges. The
+ranges of all files, in order, are dealt round robin to the shards. A range is decoded by
+pandas' C parser when that provably gives the exact result, else by the exact Python decoder,
+which names ``file:line`` in errors (line numbers are counted only when needed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from .csv_parse import (
+    Column, ColumnValues, RecordSpec, columns_from_defaults, count_lines, decode_block_fast, decode_lines, parse_number, split_fields,
+)
+from .dtypes import is_string, string
+from .errors import InvalidArgumentError
+from .files import expand_paths
+from .sharding import current_shard, split
+
+logger = logging.getLogger(__name__)
+
+#: How many skipped rows are logged one by one per pass before only the total is logged.
+LOGGED_BAD_ROWS = 10
+
+PathLike = Union[str, "os.PathLike[str]"]
+ColumnRef = Union[str, int]
+#: Decoded rows: a features matrix and a label vector (or None), as numpy arrays.
+Piece = Tuple[np.ndarray, Optional[np.ndarray]]
+
+
+def _read_split(handle: Any, index: int, size: int, chunk_bytes: int) -> Tuple[int, bytes]:
+    """Offset and bytes of the whole lines that start in ``[index * chunk_bytes, ...)``."""
+    start, end = index * chunk_bytes, min((index + 1) * chunk_bytes, size)
+    handle.seek(max(start - 1, 0))
+    if start > 0:
+        handle.readline()  # the line holding byte start-1 belongs to an earlier range
+    pos = handle.tell()
+    if pos >= end:
+        return pos, b""
+    block = handle.read(end - pos)
+    if not block.endswith(b"\n"):
+        block += handle.readline()
+    return pos, block
+
+
+def _line_number(path: str, offset: int) -> int:
+    """The 1-based line number of the line starting at byte ``offset``."""
+    lines, remaining = 1, offset
+    with open(path, "rb") as handle:
+        while remaining > 0:
+            piece = handle.read(min(remaining, 1 << 20))
+            lines += piece.count(b"\n")
+            remaining -= len(piece)
+    return lines
+
+
+def _split_lines(block: bytes) -> List[bytes]:
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _infer_column(fields: List[bytes]) -> Column:
+    """int64 when every sampled value is an int, float32 when a number, else string; required."""
+    present = [field for field in fields if field]
+    for dtype in (torch.int64, torch.float32):
+        try:
+            for field in present:
+                parse_number(field, dtype)
+        except ValueError:
+            continue
+        return Column(dtype)
+    return Column(string)
+
+
+def _column_index(names: List[str], ref: ColumnRef) -> int:
+    """The index of a column given by name or index."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        if not 0 <= ref < len(names):
+            raise ValueError(f"column index {ref} is out of range for {len(names)} columns")
+        return ref
+    if ref not in names:
+        raise ValueError(f"no column named {ref!r}; the columns are {names}")
+    return names.index(ref)
+
+
+def _given_columns(record_defaults: Any, names: List[str]) -> Dict[int, Column]:
+    """The columns whose type ``record_defaults`` gives: a list for all columns, or a dict."""
+    if record_defaults is None:
+        return {}
+    if isinstance(record_defaults, Mapping):
+        indices = [_column_index(names, ref) for ref in record_defaults]
+        return dict(zip(indices, columns_from_defaults(list(record_defaults.values()))))
+    if len(record_defaults) != len(names):
+        raise ValueError(
+            f"record_defaults has {len(record_defaults)} entries but the file has {len(names)} columns "
+            "(give one per column, or a dict from column name to default)"
+        )
+    return dict(enumerate(columns_from_defaults(record_defaults)))
+
+
+def _learn_categories(index: int, sampled: List[List[bytes]]) -> Dict[str, int]:
+    """Codes for the distinct sampled values of a column, in sorted order (the same in every worker)."""
+    seen = {fields[index].decode("utf-8") for fields in sampled} - {""}
+    return {text: code for code, text in enumerate(sorted(seen))}
+
+
+class CSVDataset(IterableDataset):
+    """Rows of CSV files as ``(features, label)`` (or ``features`` alone without ``label_column``).
+
+    ``features`` is a ``dtype`` vector of the selected columns except the label (file order, or
+    ``select_columns`` order), the label keeps its column type (int64 for inferred ints; int64
+    codes for a categorical label). With ``batch_size``, batches ``[B, F]`` and ``[B]`` are
+    yielded instead (the last one of each DataLoader worker may be smaller): use
+    ``DataLoader(ds, batch_size=None)``; this mode is the fast one.
+
+    Column types come from ``record_defaults`` (TF1's rules; a list aligned with all the file's
+    columns, or a dict from column name or index to default) and are otherwise inferred from
+    the first ``infer_rows`` rows of the first file (int64, float32 or string; inferred columns
+    are required). A string column must be categorical: ``categories={"famhist": {"Present": 1,
+    "Absent": 0}}`` gives the codes; ``categories={"famhist": None}`` (or a list of names) learns
+    them from the sampled rows, sorted, so every worker agrees; an unknown value is a bad row.
+    ``categories`` (attribute) holds the codes in use, by column name.
+
+    A bad row (wrong field count, unparsable or missing value) raises ``InvalidArgumentError``
+    (a ``ValueError``) naming ``file:line``; with ``on_bad_row="skip"`` it is logged and counted
+    in ``bad_rows`` (per process: each DataLoader worker counts and logs its own). Blank lines
+    are skipped. A record is one line (quoted fields may hold the delimiter, not newlines).
+    ``chunk_bytes`` is the unit of reading and of sharing out work among workers and ranks.
+    """
+
+    def __init__(
+        self,
+        filenames: Union[PathLike, Sequence[PathLike]],
+        record_defaults: Optional[Union[Sequence[Any], Mapping[ColumnRef, Any]]] = None,
+        *,
+        header: bool = True,
+        column_names: Optional[Sequence[str]] = None,
+        select_columns: Optional[Sequence[ColumnRef]] = None,
+        label_column: Optional[ColumnRef] = None,
+        categories: Optional[Union[Sequence[str], Mapping[str, Optional[Mapping[str, int]]]]] = None,
+        field_delim: str = ",",
+        use_quote_delim: bool = True,
+        na_value: str = "",
+        batch_size: Optional[int] = None,
+        dtype: torch.dtype = torch.float32,
+        on_bad_row: str = "raise",
+        infer_rows: int = 1000,
+        chunk_bytes: int = 4 << 20,
+    ) -> None:
+        if on_bad_row not in ("raise", "skip"):
+            raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        self.files = expand_paths(filenames, "CSVDataset")
+        self.header, self.batch_size, self.dtype = header, batch_size, dtype
+        self.on_bad_row, self.chunk_bytes = on_bad_row, chunk_bytes
+        self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        self.bad_rows = 0
+        delim = field_delim.encode("utf-8")
+        self._header_line, sample = self._head(self.files[0], infer_rows)
+        rows = [split_fields(line, delim, use_quote_delim) for line in sample if line]
+        self.column_names = self._names(split_fields(self._header_line, delim, use_quote_delim) if header
+                                        else (rows[0] if rows else []), column_names)
+        names = self.column_names
+        sampled = [fields for fields in rows if len(fields) == len(names)]
+        chosen = [_column_index(names, ref) for ref in select_columns] if select_columns is not None \
+            else list(range(len(names)))
+        self.label_index = _column_index(names, label_column) if label_column is not None else None
+        self.feature_indices = [index for index in chosen if index != self.label_index]
+        used = sorted(set(chosen) | ({self.label_index} if self.label_index is not None else set()))
+        codes = self._resolve_categories(categories, used, sampled)
+        given = _given_columns(record_defaults, names)
+        columns = []
+        for index in used:
+            column = given.get(index) or (Column(string) if index in codes else
+                                          _infer_column([fields[index] for fields in sampled]))
+            columns.append(self._check_column(index, column, codes, sampled))
+        self.categories = {names[index]: mapping for index, mapping in codes.items()}
+        self.spec = RecordSpec(
+            columns, select=used, num_fields=len(names), delim=delim, quote=use_quote_delim,
+            na_value=na_value.encode("utf-8"), names=names,
+        )
+        self._position = {index: position for position, index in enumerate(used)}
+
+    @property
+    def feature_names(self) -> List[str]:
+        """The names of the feature columns, in the order of the features vector."""
+        return [self.column_names[index] for index in self.feature_indices]
+
+    def _head(self, path: str, rows: int) -> Tuple[bytes, List[bytes]]:
+        with open(path, "rb") as handle:
+            header = handle.readline() if self.header else b""
+            if self.header and not header:
+                raise ValueError(f"{path}: the file is empty but header=True expects a header line")
+            lines = [handle.readline() for _ in range(rows)]
+        return (_split_lines(header)[0] if header else b""), _split_lines(b"".join(lines))
+
+    def _names(self, first: List[bytes], column_names: Optional[Sequence[str]]) -> List[str]:
+        if column_names is None:
+            if self.header:
+                return [field.decode("utf-8-sig").strip() for field in first]
+            return [str(index) for index in range(len(first))]
+        if len(column_names) != len(first):
+            raise ValueError(f"{self.files[0]}: {len(first)} columns but {len(column_names)} column_names were given")
+        return [str(name) for name in column_names]
+
+    def _resolve_categories(self, categories: Any, used: List[int], sampled: List[List[bytes]]) -> Dict[int, Dict[str, int]]:
+        """Column index -> {text: code} for the categorical columns (given or learned)."""
+        if categories is None:
+            return {}
+        items = categories.items() if isinstance(categories, Mapping) else [(ref, None) for ref in categories]
+        codes = {}
+        for ref, mapping in items:
+            index = _column_index(self.column_names, ref)
+            if index not in used:
+                raise ValueError(f"categorical column {ref!r} is not among the selected columns")
+            mapping = _learn_categories(index, sampled) if mapping is None else mapping
+            codes[index] = {str(text): int(code) for text, code in mapping.items()}
+        return codes
+
+    def _check_column(self, index: int, column: Column, codes: Dict[int, Dict[str, int]], sampled: List[List[bytes]]) -> Column:
+        """The column with its category codes attached, or a ValueError saying what is missing."""
+        name = self.column_names[index]
+        if index not in codes:
+            if is_string(column.dtype):
+                texts = [fields[index] for fields in sampled if _infer_column([fields[index]]).dtype is string]
+                raise ValueError(
+                    f"column {name!r} holds text (such as {texts[:1]}): map it to ints with "
+                    f"categories={{{name!r}: {{...}}}} (or None to learn them), leave it out with "
+                    "select_columns, or give its type in record_defaults"
+                )
+            return column
+        if not is_string(column.dtype):
+            raise ValueError(f"categorical column {name!r} has type {column.dtype} in record_defaults; give [''] or a string default")
+        if column.default is not None and column.default.decode("utf-8") not in codes[index]:
+            raise ValueError(f"the default {column.default!r} of categorical column {name!r} is not one of its categories")
+        return column._replace(categories={text.encode("utf-8"): code for text, code in codes[index].items()})
+
+    def _splits(self) -> List[Tuple[str, int, int]]:
+        """Every (file, range index, file size) of the dataset, in order."""
+        out = []
+        for path in self.files:
+            size = os.path.getsize(path)
+            out.extend((path, index, size) for index in range((size + self.chunk_bytes - 1) // self.chunk_bytes))
+        return out
+
+    def _decode(self, path: str, offset: int, block: bytes) -> List[ColumnValues]:
+        lines = count_lines(block)
+        blank = self.spec.num_fields == 1 and b"" in _split_lines(block)
+        decoded = None if blank else decode_block_fast(block, lines, self.spec)
+        if decoded is not None:
+            return decoded
+        first_line: List[int] = []
+
+        def locate(index: int) -> str:
+            if not first_line:
+                first_line.append(_line_number(path, offset))
+            return f"{path}:{first_line[0] + index}"
+
+        on_bad = self._skip if self.on_bad_row == "skip" else None
+        return decode_lines(_split_lines(block), self.spec, locate, on_bad, skip_blank=True)
+
+    def _skip(self, index: int, error: InvalidArgumentError) -> None:
+        self.bad_rows += 1
+        if self.bad_rows <= LOGGED_BAD_ROWS:
+            logger.warning("skipping bad row %s", error)
+        if self.bad_rows == LOGGED_BAD_ROWS:
+            logger.warning("further bad rows are counted in CSVDataset.bad_rows but not logged one by one")
+
+    def _arrays(self, decoded: List[ColumnValues]) -> Piece:
+        """Features matrix and label vector of decoded rows (numpy: torch's intra-op threads
+        make these small copies slower, and ``torch.from_numpy`` shares the memory later)."""
+        features = np.empty((len(decoded[0]), len(self.feature_indices)), dtype=self._numpy_dtype)
+        for column, index in enumerate(self.feature_indices):
+            features[:, column] = decoded[self._position[index]]
+        label = decoded[self._position[self.label_index]] if self.label_index is not None else None
+        return features, label
+
+    def _pieces(self) -> Iterator[Piece]:
+        handles: Dict[str, Any] = {}
+        try:
+            for path, index, size in split(self._splits(), current_shard()):
+                handle = handles.get(path) or handles.setdefault(path, open(path, "rb"))
+                offset, block = _read_split(handle, index, size, self.chunk_bytes)
+                if index == 0 and self.header:
+                    header_end = block.find(b"\n") + 1 if b"\n" in block else len(block)
+                    self._check_header(path, block[:header_end])
+                    offset, block = offset + header_end, block[header_end:]
+                if block:
+                    yield self._arrays(self._decode(path, offset, block))
+        finally:
+            for handle in handles.values():
+                handle.close()
+        if self.bad_rows:
+            logger.warning("CSVDataset skipped %d bad rows in %d files", self.bad_rows, len(self.files))
+
+    def _check_header(self, path: str, line: bytes) -> None:
+        if _split_lines(line)[:1] != [self._header_line]:
+            raise ValueError(f"{path}:1: header {line!r} differs from {self.files[0]}'s header {self._header_line!r}")
+
+    def __iter__(self) -> Iterator[Any]:
+        self.bad_rows = 0
+        pieces = self._pieces()
+        if self.batch_size is not None:
+            pieces = _rebatch(pieces, self.batch_size)
+        for features, label in pieces:
+            features_tensor = torch.from_numpy(features)
+            if self.batch_size is not None:
+                yield features_tensor if label is None else (features_tensor, torch.from_numpy(label))
+            elif label is None:
+                yield from features_tensor.unbind(0)
+            else:
+                yield from zip(features_tensor.unbind(0), torch.from_numpy(label).unbind(0))
+
+
+def _rebatch(pieces: Iterator[Piece], batch_size: int) -> Iterator[Piece]:
+    """Cut a stream of (features, label) pieces of any length into pieces of ``batch_size``
+    rows (the last one smaller); a label of ``None`` stays ``None``."""
+    features: List[np.ndarray] = []
+    labels: List[Optional[np.ndarray]] = []
+    count = 0
+    for piece_features, piece_label in pieces:
+        features.append(piece_features)
+        labels.append(piece_label)
+        count += len(piece_features)
+        if count < batch_size:
+            continue
+        all_features, all_labels = _concat(features, labels)
+        full = count - count % batch_size
+        for start in range(0, full, batch_size):
+            stop = start + batch_size
+            yield all_features[start:stop], None if all_labels is None else all_labels[start:stop]
+        features, labels = [all_features[full:]], [None if all_labels is None else all_labels[full:]]
+        count -= full
+    if count:
+        yield _concat(features, labels)
+
+
+def _concat(features: List[np.ndarray], labels: List[Optional[np.ndarray]]) -> Piece:
+    if len(features) == 1:
+        return features[0], labels[0]
+    return np.concatenate(features), None if labels[0] is None else np.concatenate(labels)
+
+
+__all__ = ["CSVDataset"]
