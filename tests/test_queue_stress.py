@@ -97,8 +97,16 @@ def test_a_producer_killed_with_sigkill_makes_join_raise_within_seconds():
         os.waitpid(victim.pid, os.WNOHANG)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, even where the runner was started with SIGINT ignored (nohup, CI)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
-def test_keyboard_interrupt_in_the_consumer_stops_every_producer():
+def test_keyboard_interrupt_in_the_consumer_stops_every_producer(ctrl_c_raises):
     queue, coord = _new_queue(), Coordinator()
     threads, processes = _start_producers(queue, coord, None)
     with coord.stop_on_exception():
