@@ -29,7 +29,7 @@ _EXPORTS = {
     "tfrecord": [
         "TFRecordOptions", "TFRecordCompressionType", "TFRecordWriter", "tf_record_iterator",
         "FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature",
-        "parse_single_example", "parse_single_sequence_example",
+        "parse_example", "parse_single_example", "parse_single_sequence_example",
         "TFRecordDataset", "IndexedTFRecordDataset",
     ],
 }
