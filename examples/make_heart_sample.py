@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import List, Optional
+
+from loaders.files import atomic_write
 
 HEADER = "sbp,tobacco,ldl,adiposity,famhist,typea,obesity,alcohol,age,chd"
 DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "heart_sample.csv"
@@ -54,14 +54,8 @@ def write_sample(path: Path, rows: int = 200, seed: int = 9) -> Path:
     """Write the header and ``rows`` lines to ``path`` through a temp file renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join([HEADER, *make_rows(rows, seed)]) + "\n"
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="\n") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_write(path) as out:
+        out.write(text.encode())
     return path
 
 
