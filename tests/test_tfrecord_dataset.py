@@ -19,6 +19,7 @@ from loaders.tfrecord import (
     collate_padded, index_path, iter_records, read_index,
 )
 from loaders.tfrecord import dataset as dataset_module
+from loaders.tfrecord.format import encode_record
 
 FEATURES = {"file": FixedLenFeature([], torch.int64), "n": FixedLenFeature([], torch.int64)}
 
@@ -166,3 +167,67 @@ def test_collate_variable_length_features(tmp_path):
     assert [t.tolist() for t in lists["tokens"]] == [[], [0], [0, 1], [0, 1, 2]]
     counts = collections.Counter(type(v).__name__ for v in lists.values())
     assert counts == {"Tensor": 2, "list": 1}
+
+
+@pytest.mark.parametrize("count", [3, 7, 40])
+def test_fewer_files_than_shards_split_files_by_their_index(tmp_path, monkeypatch, count):
+    write_files(tmp_path, files=2, per_file=12, index=True)
+    opened = []
+    real = dataset_module.iter_records
+    monkeypatch.setattr(dataset_module, "iter_records", lambda *a, **k: opened.append(k) or real(*a, **k))
+    got = []
+    for index in range(count):
+        monkeypatch.setattr(dataset_module, "current_shard", lambda index=index: Shard(index, count))
+        mine = seen(TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES))
+        for f in (0, 1):  # each reader's share of a file is one contiguous run of its records
+            numbers = [n for file, n in mine if file == f]
+            assert numbers == list(range(min(numbers, default=0), min(numbers, default=0) + len(numbers)))
+        got.extend(mine)
+    assert sorted(got) == expected(2, 12) and len(got) == len(set(got))
+    assert opened and all("start" in k and "stop" in k for k in opened)  # byte ranges, never whole files
+    total = sum(k["stop"] - k["start"] for k in opened)
+    assert total == sum(p.stat().st_size for p in tmp_path.glob("*.tfrecord"))  # every byte read once
+
+
+def test_fewer_files_than_shards_without_index_or_compressed_still_exactly_once(tmp_path, monkeypatch):
+    (tmp_path / "gzip").mkdir()
+    plain = write_files(tmp_path, files=1, per_file=9)
+    packed = write_files(tmp_path / "gzip", files=1, per_file=9, compression="GZIP", index=True)
+    for paths in (plain, packed):
+        got = []
+        for index in range(4):
+            monkeypatch.setattr(dataset_module, "current_shard", lambda index=index: Shard(index, 4))
+            got.extend(seen(TFRecordDataset(paths, FEATURES)))
+        assert sorted(got) == expected(1, 9) and len(got) == len(set(got))
+
+
+def test_stale_index_is_refused_when_splitting_a_file(tmp_path, monkeypatch):
+    (path,) = write_files(tmp_path, files=1, per_file=5, index=True)
+    with open(path, "ab") as f:  # a record appended after the index was written
+        f.write(encode_record(b"late"))
+    monkeypatch.setattr(dataset_module, "current_shard", lambda: Shard(0, 2))
+    with pytest.raises(DataLossError, match=r"tfindex: out of date: .* rewrite it with python -m loaders.tfrecord.index"):
+        seen(TFRecordDataset(path, FEATURES))
+
+
+def test_iter_records_byte_range(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=6, index=True)
+    table = read_index(index_path(path))
+    start, stop = int(table[2, 0]), int(table[4].sum())
+    assert [offset for offset, _ in iter_records(path, start=start, stop=stop)] == table[2:5, 0].tolist()
+    assert list(iter_records(path, start=stop, stop=stop)) == []
+    with pytest.raises(DataLossError, match=f"truncated record at byte offset {table[4, 0]}"):
+        list(iter_records(path, start=start, stop=stop - 1))  # a range that cuts its last record
+    with pytest.raises(DataLossError, match=f"byte offset {start + 1}"):
+        list(iter_records(path, start=start + 1))  # not a record boundary: the length CRC fails
+    with pytest.raises(InvalidArgumentError, match="needs an uncompressed file"):
+        list(iter_records(path, "GZIP", start=start))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_one_indexed_file_split_over_dataloader_workers(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=50, index=True)
+    loader = DataLoader(TFRecordDataset(path, FEATURES), batch_size=None, num_workers=3, multiprocessing_context="fork")
+    got = [(int(item["file"]), int(item["n"])) for item in loader]
+    assert sorted(got) == expected(1, 50) and len(got) == len(set(got))
+    assert got[:3] == [(0, 0), (0, 16), (0, 33)]  # workers start at their own thirds of the file

@@ -3,9 +3,12 @@
 ``TFRecordDataset`` is an ``IterableDataset`` that splits the work with
 :func:`loaders.sharding.current_shard` so that, over all DataLoader workers and
 ``torch.distributed`` ranks, every record is read exactly once per epoch: whole files round
-robin when there are at least as many files as readers, otherwise each reader keeps every
-``count``-th record of the interleaved stream of all files. ``IndexedTFRecordDataset`` is
-map-style: ``len()`` and random access through index files (created when missing).
+robin when there are at least as many files as readers; otherwise every reader reads its own
+contiguous share of each file's records, found in the file's index (``FILE.tfindex``), so no
+byte is read twice. A file without an index (or a compressed one) cannot be entered in the
+middle: each reader then scans it and keeps every ``count``-th record.
+``IndexedTFRecordDataset`` is map-style: ``len()`` and random access through index files
+(created when missing).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import os
 import random
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
+import numpy as np
 from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
@@ -24,7 +28,6 @@ from loaders.sharding import Shard, current_shard, split
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
 from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
 from loaders.tfrecord.index import create_index, index_path, read_index
-
 
 
 class _Decode:
@@ -55,7 +58,10 @@ class TFRecordDataset(IterableDataset):
 
     ``shuffle_buffer`` > 0 shuffles records through a buffer of that size (TF's ``shuffle``), seeded
     by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
-    ``cycle_length`` files are read at a time, one record from each in turn.
+    ``cycle_length`` files are read at a time, one record from each in turn. With fewer files
+    than readers (DataLoader workers x ranks), write index files (``TFRecordWriter(index=True)``
+    or ``python -m loaders.tfrecord.index``) so that readers split files instead of each one
+    scanning all of them.
     """
 
     def __init__(
@@ -84,23 +90,33 @@ class TFRecordDataset(IterableDataset):
         """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
         self.epoch = epoch
 
-    def _open(self, name: str) -> Iterator[tuple[int, bytes]]:
-        return iter_records(name, compression_for(name, self.compression), self.verify)
+    def _open(self, name: str, part: Optional[Shard]) -> Iterator[tuple[int, bytes]]:
+        """The records of file ``name``, or only those of share ``part`` of its records."""
+        kind = compression_for(name, self.compression)
+        if part is None:
+            return iter_records(name, kind, self.verify)
+        table = None if kind else _index_of(name)
+        if table is None:
+            return itertools.islice(iter_records(name, kind, self.verify), part.index, None, part.count)
+        first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
+        if first == last:
+            return iter(())
+        return iter_records(name, kind, self.verify, start=int(table[first, 0]), stop=int(table[last - 1].sum()))
 
-    def _records(self, files: Sequence[str]) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        """``(file, (offset, data))`` of ``files`` interleaved: one record from each of
-        ``cycle_length`` open files in turn."""
+    def _records(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        """``(file, (offset, data))`` of ``files`` (or share ``part`` of each) interleaved: one
+        record from each of ``cycle_length`` open files in turn."""
         if len(files) == 1 or self.cycle_length == 1:
-            return itertools.chain.from_iterable(zip(itertools.repeat(name), self._open(name)) for name in files)
-        return self._interleave(files)
+            return itertools.chain.from_iterable(zip(itertools.repeat(name), self._open(name, part)) for name in files)
+        return self._interleave(files, part)
 
-    def _interleave(self, files: Sequence[str]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+    def _interleave(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
         pending = collections.deque(files)
         active: collections.deque = collections.deque()
         while pending or active:
             while pending and len(active) < self.cycle_length:
                 name = pending.popleft()
-                active.append((name, self._open(name)))
+                active.append((name, self._open(name, part)))
             name, records = active[0]
             record = next(records, None)
             if record is None:
@@ -111,9 +127,8 @@ class TFRecordDataset(IterableDataset):
 
     def _shard_records(self, shard: Shard) -> Iterator[tuple[str, tuple[int, bytes]]]:
         if len(self.files) >= shard.count:
-            return self._records(split(self.files, shard))
-        everything = self._records(self.files)  # fewer files than readers: every count-th record
-        return (record for position, record in enumerate(everything) if position % shard.count == shard.index)
+            return self._records(split(self.files, shard), None)
+        return self._records(self.files, shard)  # fewer files than readers: a share of every file
 
     def __iter__(self) -> Iterator[Any]:
         shard = current_shard()
@@ -122,6 +137,22 @@ class TFRecordDataset(IterableDataset):
             seed = random.SystemRandom().randrange(1 << 62) if self.seed is None else self.seed
             records = shuffled(records, self.shuffle_buffer, random.Random(f"{seed}/{self.epoch}/{shard.index}"))
         return self._decode.stream(records)
+
+
+def _index_of(name: str) -> Optional[np.ndarray]:
+    """The index table of an uncompressed file, None when it has no index file; a stale index
+    (its records do not end where the file does) is an error."""
+    index = index_path(name)
+    if not os.path.exists(index):
+        return None
+    table = read_index(index)
+    end, size = (int(table[-1].sum()) if len(table) else 0), os.path.getsize(name)
+    if end != size:
+        raise DataLossError(
+            f"{index}: out of date: its records end at byte offset {end} but {name} has {size} bytes; "
+            f"rewrite it with python -m loaders.tfrecord.index {name}"
+        )
+    return table
 
 
 def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:

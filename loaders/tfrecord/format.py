@@ -173,34 +173,59 @@ class _Inflater:
                 return len(out)
 
 
-def iter_records(path: PathLike, compression: Any = None, verify: bool = True) -> Iterator[tuple[int, bytes]]:
+def iter_records(
+    path: PathLike, compression: Any = None, verify: bool = True, *, start: int = 0, stop: Optional[int] = None
+) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, data)`` for every record of a TFRecord file.
 
     ``offset`` is the byte offset of the record's length field in the uncompressed stream.
     ``compression`` is None (infer from the suffix), ``""``, ``"GZIP"``, ``"ZLIB"``, a
     :class:`TFRecordOptions` or a :class:`TFRecordCompressionType`. Both CRCs are checked unless
     ``verify`` is False; any corruption raises :class:`DataLossError` with the file and offset.
+    ``start`` and ``stop`` (record boundaries, e.g. from an index file) read only the records
+    between those byte offsets of an uncompressed file, so readers can split one file.
     """
     name = os.fspath(path)
     kind = compression_for(name, compression)
+    if kind and (start or stop is not None):
+        raise InvalidArgumentError(f"{name}: reading a byte range needs an uncompressed file, this one is {kind}")
+    if start < 0 or (stop is not None and stop < start):
+        raise InvalidArgumentError(f"{name}: bad byte range start={start}, stop={stop}: expected 0 <= start <= stop")
     with open(name, "rb", buffering=0) as raw:
         if kind:
             yield from _frames(name, _Inflater(raw, kind, name), None, verify)
-        else:
+        elif stop is None and not start:
             yield from _frames(name, raw, os.fstat(raw.fileno()).st_size, verify)
+        else:
+            end = os.fstat(raw.fileno()).st_size if stop is None else stop
+            raw.seek(start)
+            yield from _frames(name, _Window(raw, end - start), end, verify, start)
 
 
-def _frames(name: str, source: Any, size: Optional[int], verify: bool) -> Iterator[tuple[int, bytes]]:
+class _Window:
+    """``readinto`` over the next ``size`` bytes of a raw file, then end of stream."""
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self._raw, self._left = raw, size
+
+    def readinto(self, view: memoryview) -> int:
+        got = self._raw.readinto(view[: self._left]) if self._left else 0
+        self._left -= got
+        return got
+
+
+def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int = 0) -> Iterator[tuple[int, bytes]]:
     """The framing loop: parse whole records out of a reused buffer filled by ``source.readinto``.
 
-    ``size`` is the stream's length when known (plain files), so an oversized length field is
-    refused before any read; otherwise the buffer grows only as real data arrives.
+    ``size`` is the stream's end offset when known (plain files), so an oversized length field is
+    refused before any read; otherwise the buffer grows only as real data arrives. ``base`` is
+    the stream offset of the first byte ``source`` gives.
     """
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     unpack, crc_of, unpack_crc = _HEADER.unpack_from, crc32c.crc32c, _CRC.unpack_from
     known: dict[int, int] = {}  # length -> its masked CRC, already verified
-    base = have = 0  # stream offset of buf[0]; bytes held in buf
+    have = 0  # bytes held in buf; base is the stream offset of buf[0]
     while True:
         got = source.readinto(view[have:])
         if not got:
