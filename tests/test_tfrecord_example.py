@@ -170,6 +170,47 @@ def test_parse_example_stacks_a_batch():
     assert batch["name"] == [b"n0", b"n1", b"n2", b"n3"] and all(v.numel() == 0 for v in batch["v"])
 
 
+def test_parse_example_batches_match_record_by_record_decoding():
+    rng = np.random.default_rng(5)
+    features = {
+        "label": FixedLenFeature([], torch.int64),
+        "grid": FixedLenFeature([2, 3], torch.float32),
+        "pair": FixedLenFeature([2], torch.int64, default_value=[7, -7]),
+        "name": FixedLenFeature([], "string"),
+        "tokens": VarLenFeature(torch.int64),
+        "nothing": FixedLenFeature([0], torch.float32),
+    }
+    labels = [0, 1, 127, 128, 300, 16383, 16384, -1, INT64_MAX, -INT64_MAX - 1]
+    records = []
+    for i in range(300):  # lengths repeat, so most records go through learned column layouts
+        example = {"label": labels[i % len(labels)] if i % 3 else int(rng.integers(0, 200)),
+                   "grid": rng.random(6, dtype=np.float32), "name": bytes([i % 256]) * (i % 3),
+                   "tokens": list(range(i % 4)), "nothing": np.zeros(0, np.float32)}
+        if i % 5:
+            example["pair"] = [int(v) for v in rng.integers(-(2**40), 2**40, 2)]
+        records.append(encode_example(example))
+    singles = [parse_single_example(record, features) for record in records]
+    for size in (1, 7, 300):
+        for start in range(0, len(records), size):
+            batch = parse_example(records[start : start + size], features)
+            chunk = singles[start : start + size]
+            for key in ("label", "grid", "pair", "nothing"):
+                assert batch[key].dtype == chunk[0][key].dtype
+                assert torch.equal(batch[key], torch.stack([row[key] for row in chunk]))
+            assert batch["name"] == [row["name"] for row in chunk]
+            assert [t.tolist() for t in batch["tokens"]] == [row["tokens"].tolist() for row in chunk]
+    empty = parse_example([], features)
+    assert empty["grid"].shape == (0, 2, 3) and empty["label"].shape == (0,) and empty["name"] == []
+
+
+def test_parse_example_batch_still_checks_every_record():
+    features = {"label": FixedLenFeature([], torch.int64), "x": FixedLenFeature([2], torch.float32)}
+    good = [encode_example({"label": 1, "x": [0.0, 1.0]})] * 3
+    wrong = encode_example({"label": [1, 2], "x": [0.0, 1.0]})  # as long as a good record, but two labels
+    with pytest.raises(InvalidArgumentError, match="'label' \\(int64\\): expected 1 values"):
+        parse_example(good + [wrong], features)
+
+
 def test_sequence_example_round_trip():
     record = encode_sequence_example(
         {"length": 3, "title": "movie"},

@@ -17,7 +17,7 @@ import torch
 
 from loaders.dtypes import as_dtype, dtype_name, string
 from loaders.errors import InvalidArgumentError
-from loaders.tfrecord.layout import LayoutCache
+from loaders.tfrecord.layout import LayoutCache, read_floats
 from loaders.tfrecord.wire import KIND_NAMES, Located, Values, decode_values, scan_example, scan_sequence_example
 
 Value = Union[torch.Tensor, bytes, list]
@@ -74,6 +74,7 @@ class _Spec:
         self.size = math.prod(self.shape)
         self.fixed = not isinstance(spec, VarLenFeature)
         self.scalar = isinstance(spec, FixedLenFeature) and not self.shape
+        self.stacked = isinstance(spec, FixedLenFeature) and self.kind != 1  # one [batch, *shape] tensor in a batch
         self.default = None if getattr(spec, "default_value", None) is None else self._default()
 
     def _default(self) -> Values:
@@ -174,41 +175,63 @@ class ExampleDecoder:
     def __init__(self, features: Optional[Mapping[str, FeatureSpec]] = None, example_names: Optional[str] = None) -> None:
         self.specs = compile_features(features, _where(example_names))
         self._layouts = LayoutCache()
+        self._columns = LayoutCache(columns=True)
 
     def __call__(self, record: Any) -> dict[str, Value]:
         """``{key: tensor, bytes or list}`` for one serialized Example."""
         if self.specs is None:
             return {key: _undescribed(entry) for key, entry in scan_example(record).items()}
+        return self._decode(record, self._layouts)
+
+    def _decode(self, record: Any, layouts: LayoutCache) -> dict[str, Any]:
+        """Decode one record through ``layouts`` when it matches one, else fully (and learn it)."""
         cacheable = type(record) is bytes
         if cacheable:
-            layout = self._layouts.by_length.get(len(record))
+            layout = layouts.by_length.get(len(record))
             decoded = layout(record) if layout is not None else None
             if decoded is not None:
                 return decoded
         located = scan_example(record)
         decoded = {spec.key: spec.output(spec.values(located.get(spec.key))) for spec in self.specs}
         if cacheable:
-            self._layouts.learn(record, located, self.specs)
+            layouts.learn(record, located, self.specs)
         return decoded
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_layouts"] = LayoutCache()  # compiled layouts are rebuilt in the receiving process
+        state["_columns"] = LayoutCache(columns=True)
         return state
 
     def batch(self, records: Sequence[Any]) -> dict[str, Union[torch.Tensor, list]]:
-        """Fixed-length numbers stacked to ``[batch, *shape]``; other features as per-record lists."""
+        """Fixed-length numbers stacked to ``[batch, *shape]`` (one tensor per feature, built from
+        the raw values of every record at once); other features as per-record lists."""
         if self.specs is None:
             raise InvalidArgumentError("decoding a batch needs a feature description (features=...)")
-        rows = [self(record) for record in records]
-        batch: dict[str, Union[torch.Tensor, list]] = {}
-        for spec in self.specs:
-            column = [row[spec.key] for row in rows]
-            if isinstance(spec.spec, FixedLenFeature) and spec.kind != 1:
-                batch[spec.key] = torch.stack(column) if column else torch.zeros((0, *spec.shape), dtype=spec.dtype)
-            else:
-                batch[spec.key] = column
-        return batch
+        rows = [self._decode(record, self._columns) for record in records]
+        return {
+            spec.key: _stack(spec, [row[spec.key] for row in rows]) if spec.stacked else [row[spec.key] for row in rows]
+            for spec in self.specs
+        }
+
+
+def _stack(spec: _Spec, column: list) -> torch.Tensor:
+    """One ``[batch, *shape]`` tensor from a column of raw float bytes, ints or tensors."""
+    shape = (len(column), *spec.shape)
+    if spec.kind == 2 and all(type(value) is bytes for value in column):
+        joined = b"".join(column)
+        return read_floats(joined, 0, len(joined), shape)
+    if spec.kind == 3 and all(type(value) is int for value in column):
+        return torch.tensor(column, dtype=torch.int64).reshape(shape)
+    return torch.stack([_tensor(spec, value) for value in column])  # a mix: some records took the full path
+
+
+def _tensor(spec: _Spec, value: Any) -> torch.Tensor:
+    if type(value) is bytes:
+        return read_floats(value, 0, len(value), spec.shape)
+    if type(value) is int:
+        return torch.tensor(value, dtype=torch.int64)
+    return value
 
 
 @functools.lru_cache(maxsize=32)

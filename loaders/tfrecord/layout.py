@@ -11,6 +11,10 @@ Each layout is compiled to a small straight-line function (as ``collections.name
 ``dataclasses`` do): per record it costs a few ``startswith`` checks and one expression per
 feature, which is what makes decoding several times faster than protobuf objects. The
 generated source holds only integers and names bound in its namespace, never data.
+
+A layout compiled with ``columns=True`` serves batches: a ``FixedLenFeature`` of numbers comes
+back as its raw little-endian float bytes or its Python int, so that a whole batch becomes one
+tensor per feature (see ``ExampleDecoder.batch``) instead of one small tensor per record.
 """
 from __future__ import annotations
 
@@ -27,8 +31,11 @@ _FLOAT = np.dtype("<f4")
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
-def _read_floats(record: bytes, start: int, end: int, shape: Any) -> torch.Tensor:
-    if _LITTLE_ENDIAN:
+def read_floats(record: bytes, start: int, end: int, shape: Any) -> torch.Tensor:
+    """A float32 tensor (reshaped to ``shape`` unless None) from the little-endian floats in ``record[start:end]``."""
+    if start == end:  # torch.frombuffer refuses an empty buffer
+        values = torch.zeros(0, dtype=torch.float32)
+    elif _LITTLE_ENDIAN:
         values = torch.frombuffer(bytearray(record[start:end]), dtype=torch.float32)
     else:
         values = torch.from_numpy(np.frombuffer(record, _FLOAT, (end - start) >> 2, start).astype(np.float32))
@@ -58,9 +65,12 @@ def _read_list(kind: int) -> Callable[..., Any]:
     return read
 
 
-def _expression(n: int, spec: Any, kind: int, record: bytes, start: int, end: int, names: dict, payloads: list) -> str:
+def _expression(
+    n: int, spec: Any, kind: int, record: bytes, start: int, end: int, names: dict, payloads: list, columns: bool
+) -> str:
     """Python source reading feature ``n`` from ``record``, binding what it needs in ``names``;
-    appends the spans whose bytes may differ between records to ``payloads``."""
+    appends the spans whose bytes may differ between records to ``payloads``. With ``columns``,
+    a fixed-length number feature is read as raw float bytes or an int where it can be."""
     names[f"S{n}"] = spec
     run = single_run(record, start, end) if kind else None
     if run is None:  # absent, or an unusual list whose bytes must then repeat exactly
@@ -76,21 +86,26 @@ def _expression(n: int, spec: Any, kind: int, record: bytes, start: int, end: in
     if kind == 3:
         names[f"R{n}"] = _read_scalar_int if spec.scalar else _read_ints
         call = f"R{n}(S{n}, record, {body}, {stop})"
+        scalar = "{}" if columns else "INT(ARRAY({}, I64))"
         if spec.scalar and stop - body == 1:  # a one-byte varint, inline
-            return f"(INT(ARRAY(record[{body}], I64)) if record[{body}] < 128 else {call})"
+            return f"({scalar.format(f'record[{body}]')} if record[{body}] < 128 else {call})"
         if spec.scalar and stop - body == 2:
             return (
-                f"(INT(ARRAY(record[{body}] & 127 | record[{body + 1}] << 7, I64)) "
+                f"({scalar.format(f'record[{body}] & 127 | record[{body + 1}] << 7')} "
                 f"if record[{body}] >= 128 > record[{body + 1}] else {call})"
             )
         return call
+    if columns and spec.stacked:
+        return f"record[{body}:{stop}]"
     count = (stop - body) >> 2
     shape = spec.output_shape(count)
     names[f"P{n}"] = None if shape == (count,) else shape
     return f"FLOATS(record, {body}, {stop}, P{n})"
 
 
-def compile_layout(record: bytes, located: Mapping[str, Located], specs: list) -> Optional[Decode]:
+def compile_layout(
+    record: bytes, located: Mapping[str, Located], specs: list, columns: bool = False
+) -> Optional[Decode]:
     """A function decoding records laid out like ``record`` (None for any other record), or None
     when this record's layout cannot be reused (it needed the protobuf fallback)."""
     payloads: list[tuple[int, int]] = []
@@ -100,12 +115,12 @@ def compile_layout(record: bytes, located: Mapping[str, Located], specs: list) -
             return None
         if key not in described:
             payloads.append((start, end))  # never parsed inside: any bytes of this length do
-    names: dict[str, Any] = {"FLOATS": _read_floats, "INT": torch.from_numpy, "ARRAY": np.array, "I64": np.int64}
+    names: dict[str, Any] = {"FLOATS": read_floats, "INT": torch.from_numpy, "ARRAY": np.array, "I64": np.int64}
     values = []
     for n, spec in enumerate(specs):
         kind, _, start, end = located.get(spec.key) or (0, record, 0, 0)
         names[f"K{n}"] = spec.key
-        values.append(f"K{n}: {_expression(n, spec, kind, record, start, end, names, payloads)}")
+        values.append(f"K{n}: {_expression(n, spec, kind, record, start, end, names, payloads, columns)}")
     checks, position = [], 0
     for start, end in sorted(payloads) + [(len(record), len(record))]:
         if start > position:
@@ -127,8 +142,8 @@ class LayoutCache:
     first layout of a length stays, and at most ``limit`` are compiled, so datasets whose records
     all differ in length pay only a dictionary lookup."""
 
-    def __init__(self, limit: int = 64) -> None:
-        self.limit = limit
+    def __init__(self, limit: int = 64, columns: bool = False) -> None:
+        self.limit, self.columns = limit, columns
         self.by_length: dict[int, Decode] = {}  # each returns None for a record it does not match
         self._seen: dict[int, int] = {}
 
@@ -142,9 +157,9 @@ class LayoutCache:
                 self._seen.clear()
             self._seen[length] = 1
             return
-        decode = compile_layout(record, located, specs)
+        decode = compile_layout(record, located, specs, self.columns)
         if decode is not None:
             self.by_length[length] = decode
 
 
-__all__ = ["LayoutCache", "compile_layout"]
+__all__ = ["LayoutCache", "compile_layout", "read_floats"]
