@@ -231,3 +231,41 @@ def test_one_indexed_file_split_over_dataloader_workers(tmp_path):
     got = [(int(item["file"]), int(item["n"])) for item in loader]
     assert sorted(got) == expected(1, 50) and len(got) == len(set(got))
     assert got[:3] == [(0, 0), (0, 16), (0, 33)]  # workers start at their own thirds of the file
+
+
+def test_batch_size_yields_decoded_batches_like_the_record_stream(tmp_path):
+    write_files(tmp_path, files=3, per_file=4)  # 4 + 5 + 6 records
+    features = {**FEATURES, "tokens": VarLenFeature(torch.int64)}
+    records = list(TFRecordDataset(str(tmp_path / "*"), features, shuffle_buffer=5, seed=1))
+    batches = list(TFRecordDataset(str(tmp_path / "*"), features, shuffle_buffer=5, seed=1, batch_size=4))
+    assert [len(batch["n"]) for batch in batches] == [4, 4, 4, 3]
+    assert torch.equal(torch.cat([batch["file"] for batch in batches]), torch.stack([r["file"] for r in records]))
+    assert torch.equal(torch.cat([batch["n"] for batch in batches]), torch.stack([r["n"] for r in records]))
+    assert [t.tolist() for batch in batches for t in batch["tokens"]] == [r["tokens"].tolist() for r in records]
+    kept = list(TFRecordDataset(str(tmp_path / "*"), features, batch_size=4, drop_last=True, transform=lambda b: b["n"]))
+    assert [len(n) for n in kept] == [4, 4, 4]
+    raw = list(TFRecordDataset(str(tmp_path / "*"), raw=True, batch_size=10))
+    assert [len(batch) for batch in raw] == [10, 5] and all(isinstance(r, bytes) for r in raw[0])
+    with pytest.raises(InvalidArgumentError, match="batch_size=4: expected .* a feature description"):
+        TFRecordDataset(str(tmp_path / "*"), batch_size=4)
+    with pytest.raises(InvalidArgumentError, match="batch_size=0: expected an integer >= 1"):
+        TFRecordDataset(str(tmp_path / "*"), FEATURES, batch_size=0)
+
+
+def test_batch_errors_name_the_record(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=3)
+    with TFRecordWriter(path) as writer:
+        for n in range(5):
+            writer.write({"file": 0, "n": n if n != 3 else [1, 2]})
+    offset = [offset for offset, _ in iter_records(path)][3]  # the record with two values of 'n'
+    with pytest.raises(InvalidArgumentError, match=rf"{path}: record at byte offset {offset}: feature 'n' \(int64\)"):
+        list(TFRecordDataset(path, FEATURES, batch_size=4))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_batches_through_dataloader_workers(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=40, index=True)
+    dataset = TFRecordDataset(path, FEATURES, batch_size=8)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    got = [(int(f), int(n)) for batch in loader for f, n in zip(batch["file"], batch["n"])]
+    assert sorted(got) == expected(1, 40) and len(got) == len(set(got))

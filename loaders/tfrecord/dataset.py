@@ -51,6 +51,23 @@ class _Decode:
                     raise InvalidArgumentError(f"{path}: record at byte offset {offset}: {exc}") from None
             yield data if transform is None else transform(data)
 
+    def batches(self, records: Iterable[tuple[str, tuple[int, bytes]]], size: int, drop_last: bool) -> Iterator[Any]:
+        """Decode and transform ``size`` records at a time (TF's ``batch`` then ``parse_example``):
+        fixed-length numbers become one ``[size, *shape]`` tensor per feature."""
+        decoder, transform, records = self.decoder, self.transform, iter(records)
+        while chunk := list(itertools.islice(records, size)):
+            if drop_last and len(chunk) < size:
+                return
+            datas = [data for _, (_, data) in chunk]
+            if decoder is not None:
+                try:
+                    datas = decoder.batch(datas)
+                except InvalidArgumentError:
+                    for path, (offset, data) in chunk:  # find the bad record, to name it
+                        self(path, offset, data)
+                    raise
+            yield datas if transform is None else transform(datas)
+
 
 class TFRecordDataset(IterableDataset):
     """Stream the records of TFRecord files, decoded as Examples by ``features`` (TF's feature specs;
@@ -58,6 +75,9 @@ class TFRecordDataset(IterableDataset):
 
     ``shuffle_buffer`` > 0 shuffles records through a buffer of that size (TF's ``shuffle``), seeded
     by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
+    ``batch_size`` yields batches instead (TF's ``batch`` + ``parse_example``, about twice as fast
+    as decoding records one by one; use ``DataLoader(batch_size=None)``): fixed-length numbers
+    as ``[batch, *shape]`` tensors, other features as lists; ``drop_last`` drops a short last batch.
     ``cycle_length`` files are read at a time, one record from each in turn. With fewer files
     than readers (DataLoader workers x ranks), write index files (``TFRecordWriter(index=True)``
     or ``python -m loaders.tfrecord.index``) so that readers split files instead of each one
@@ -76,11 +96,19 @@ class TFRecordDataset(IterableDataset):
         *,
         raw: bool = False,
         cycle_length: int = 8,
+        batch_size: Optional[int] = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         self.files = expand_paths(paths_or_glob, type(self).__name__)
         if shuffle_buffer < 0 or cycle_length < 1:
             raise InvalidArgumentError(f"shuffle_buffer must be >= 0 and cycle_length >= 1, got {shuffle_buffer}, {cycle_length}")
+        if batch_size is not None and (batch_size < 1 or (features is None and not raw)):
+            raise InvalidArgumentError(
+                f"batch_size={batch_size}: expected an integer >= 1, with a feature description (features=...) "
+                "or raw=True"
+            )
+        self.batch_size, self.drop_last = batch_size, drop_last
         self.compression, self.shuffle_buffer, self.seed, self.verify = compression, shuffle_buffer, seed, verify
         self.cycle_length = cycle_length
         self.epoch = 0
@@ -136,6 +164,8 @@ class TFRecordDataset(IterableDataset):
         if self.shuffle_buffer:
             seed = random.SystemRandom().randrange(1 << 62) if self.seed is None else self.seed
             records = shuffled(records, self.shuffle_buffer, random.Random(f"{seed}/{self.epoch}/{shard.index}"))
+        if self.batch_size:
+            return self._decode.batches(records, self.batch_size, self.drop_last)
         return self._decode.stream(records)
 
 
