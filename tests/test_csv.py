@@ -210,7 +210,7 @@ def test_bad_row_names_file_and_line(tmp_path):
     rows = [f"{i},{i}.5" for i in range(2000)]
     rows[1500] = "1500,not-a-number"
     path = _write(tmp_path / "bad.csv", "id,value", rows)
-    with pytest.raises(ValueError, match=rf"bad.csv:1502: column 1 \('value'\) is not a valid float32: 'not-a-number'"):
+    with pytest.raises(ValueError, match=r"bad.csv:1502: column 1 \('value'\) is not a valid float32: 'not-a-number'"):
         list(CSVDataset(path, label_column="id", chunk_bytes=1024))
 
 
