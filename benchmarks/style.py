@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -173,14 +174,19 @@ def worker(impl: str, device: str, size: int, steps: int) -> dict:
     return {"start": stamps[0][0], "stamps": stamps[1:], "peak_mib": peak}
 
 
-def _measure(impl: str, device: str, size: int, steps: int) -> dict:
+def _measure(impl: str, device: str, size: int, steps: int) -> Optional[dict]:
+    """One variant's figures from a fresh process; None (its error on stderr) when it fails, so
+    that one failing variant does not cost the rest of a scarce GPU run."""
     command = [sys.executable, __file__, "--worker", impl, device, str(size), str(steps)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        print(f"{impl} on {device} at {size} px failed (exit {done.returncode}):\n{done.stderr}", file=sys.stderr)
+        return None
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def main() -> None:
-    """Run every variant in its own process and print the tables."""
+def main() -> int:
+    """Run every variant in its own process and print the tables; 1 if any variant failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", nargs="+", default=["cpu"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
@@ -195,8 +201,8 @@ def main() -> None:
     if args.worker:
         impl, device, size, steps = args.worker
         print(json.dumps(worker(impl, device, int(size), int(steps))))
-        return
-    warmup = 2
+        return 0
+    warmup, failed = 2, 0
     print("| device | size | implementation | s / evaluation (median) | best | evaluations / s "
           "| peak memory |")
     print("|---|---|---|---|---|---|---|")
@@ -204,13 +210,17 @@ def main() -> None:
         for size in args.sizes:
             for impl in VARIANTS[device]:
                 result = _measure(impl, device, size, warmup + args.steps)
+                if result is None:
+                    failed += 1
+                    print(f"| {device} | {size} px | {impl} | failed (see stderr) | | | |", flush=True)
+                    continue
                 times = [b[0] - a[0] for a, b in zip(result["stamps"], result["stamps"][1:])]
                 per_eval = statistics.median(times[warmup - 1:])
                 print(f"| {device} | {size} px | {impl} | {per_eval:.3f} | "
                       f"{min(times[warmup - 1:]):.3f} | {1 / per_eval:.2f} | "
                       f"{result['peak_mib']:.0f} MiB |", flush=True)
     if not args.converge_size:
-        return
+        return int(failed > 0)
     print()
     print(f"| device | size | implementation | start loss | steps to {args.target:g} x start | "
           f"seconds |")
@@ -218,6 +228,10 @@ def main() -> None:
     for device in args.devices:
         for impl in VARIANTS[device]:
             result = _measure(impl, device, args.converge_size, args.converge_steps)
+            if result is None:
+                failed += 1
+                print(f"| {device} | {args.converge_size} px | {impl} | failed (see stderr) | | |", flush=True)
+                continue
             first = result["stamps"][0][1]
             reached = [(i + 1, t) for i, (t, loss) in enumerate(result["stamps"])
                        if loss <= args.target * first]
@@ -225,7 +239,8 @@ def main() -> None:
                 else (f"> {args.converge_steps}", "-")
             print(f"| {device} | {args.converge_size} px | {impl} | {first:.4g} | {steps} | "
                   f"{seconds} |", flush=True)
+    return int(failed > 0)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
