@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from loaders.tfrecord import FixedLenFeature, TFRecordWriter, encode_example, iter_records, parse_single_example
+from loaders.tfrecord import (
+    FixedLenFeature, TFRecordWriter, encode_example, iter_records, parse_example, parse_single_example,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Registers tensorflow.Example & co. in protobuf's default pool under TensorFlow's file name, as
@@ -58,3 +60,23 @@ def test_byte_exact_with_real_tensorflow(tmp_path):
     example.features.feature["label"].int64_list.value.append(9)
     assert parse_single_example(example.SerializeToString(), {"label": FixedLenFeature([], torch.int64)})["label"] == 9
     assert encode_example({"label": 9}) == example.SerializeToString(deterministic=True)
+
+
+def test_parse_example_batches_match_tensorflow():
+    tf = pytest.importorskip("tensorflow")
+    labels = [0, 127, 128, 16384, -1, 2**63 - 1, -(2**63)]
+    records = [
+        encode_example({"label": labels[i % len(labels)], "grid": [i / 7 + k for k in range(6)], "name": f"n{i}" * (i % 3),
+                        **({"pair": [i, -i]} if i % 4 else {})})
+        for i in range(40)
+    ]
+    ours_spec = {"label": FixedLenFeature([], torch.int64), "grid": FixedLenFeature([2, 3], torch.float32),
+                 "name": FixedLenFeature([], "string"), "pair": FixedLenFeature([2], torch.int64, default_value=[5, 6])}
+    tf_spec = {"label": tf.io.FixedLenFeature([], tf.int64), "grid": tf.io.FixedLenFeature([2, 3], tf.float32),
+               "name": tf.io.FixedLenFeature([], tf.string), "pair": tf.io.FixedLenFeature([2], tf.int64, default_value=[5, 6])}
+    for start in range(0, 40, 16):
+        ours = parse_example(records[start : start + 16], ours_spec)
+        theirs = tf.io.parse_example(records[start : start + 16], tf_spec)
+        for key in ("label", "grid", "pair"):
+            assert ours[key].tolist() == theirs[key].numpy().tolist()
+        assert ours["name"] == list(theirs["name"].numpy())
