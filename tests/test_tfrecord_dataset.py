@@ -140,11 +140,15 @@ def test_index_command_line_and_stale_index(tmp_path):
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert len(read_index(index_path(paths[1]))) == 3
-    first = read_index(index_path(paths[0]))[0, 1]
-    with open(index_path(paths[0]), "w") as f:
-        f.write(f"0 {first}\n{first} 99\n")
-    with pytest.raises(DataLossError, match="expected 99 bytes as its index says"):
-        IndexedTFRecordDataset(paths[0], FEATURES)[1]
+    first, second = read_index(index_path(paths[0]))[:, 1]
+    with open(index_path(paths[0]), "w") as f:  # ends where the file does, but splits it wrongly
+        f.write(f"0 {first + 1}\n{first + 1} {second - 1}\n")
+    with pytest.raises(DataLossError, match=f"expected {first + 1} bytes as its index says"):
+        IndexedTFRecordDataset(paths[0], FEATURES)[0]
+    with open(index_path(paths[0]), "w") as f:  # a record was appended after indexing
+        f.write(f"0 {first}\n")
+    with pytest.raises(DataLossError, match=f"out of date: its records end at byte offset {first} but"):
+        IndexedTFRecordDataset(paths[0], FEATURES)
     with open(index_path(paths[0]), "w") as f:
         f.write(f"0 {first}\noops\n")
     with pytest.raises(DataLossError, match="bad index line 2"):

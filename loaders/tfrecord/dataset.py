@@ -201,7 +201,7 @@ def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iter
 
 class IndexedTFRecordDataset(Dataset):
     """Map-style access to the records of uncompressed TFRecord files through their index files
-    (``FILE.tfindex``, created when missing): ``len(ds)`` and ``ds[i]``, decoded like
+    (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and ``ds[i]``, decoded like
     :class:`TFRecordDataset`."""
 
     def __init__(
@@ -222,10 +222,9 @@ class IndexedTFRecordDataset(Dataset):
                 raise InvalidArgumentError(
                     f"{name}: random access needs an uncompressed TFRecord file, this one is {compression_for(name)}"
                 )
-            index = index_path(name)
-            if not os.path.exists(index):
+            if not os.path.exists(index_path(name)):
                 create_index(name, verify=verify)
-            self._tables.append(read_index(index))
+            self._tables.append(_index_of(name))
         self._starts = [0]
         for table in self._tables:
             self._starts.append(self._starts[-1] + len(table))
