@@ -201,8 +201,8 @@ def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iter
 
 class IndexedTFRecordDataset(Dataset):
     """Map-style access to the records of uncompressed TFRecord files through their index files
-    (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and ``ds[i]``, decoded like
-    :class:`TFRecordDataset`."""
+    (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and
+    ``ds[i]``, decoded like :class:`TFRecordDataset`."""
 
     def __init__(
         self,
