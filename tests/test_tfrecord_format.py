@@ -10,7 +10,7 @@ import pytest
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.tfrecord import TFRecordCompressionType, TFRecordOptions, TFRecordWriter, tf_record_iterator
 from loaders.tfrecord.format import (
-    compression_for, encode_record, iter_records, mask_crc, masked_crc32c, read_record_at,
+    HEADER_SIZE, compression_for, encode_record, iter_records, mask_crc, masked_crc32c, read_record_at,
 )
 
 # Golden files written by TensorFlow 2.21 (tensorflow-cpu, separate venv):
@@ -211,3 +211,18 @@ def test_read_record_at(tmp_path):
     path.write_bytes(bytes(data))
     with open(path, "rb") as f, pytest.raises(DataLossError, match="corrupted record data at byte offset 16"):
         read_record_at(f, str(path), 16)
+
+
+@pytest.mark.parametrize("where", ["data", "length"])
+def test_records_before_a_corrupt_one_are_still_delivered(tmp_path, where):
+    path = tmp_path / "many.tfrecord"
+    path.write_bytes(b"".join(encode_record(b"r%d" % i) for i in range(100)))
+    bad = [offset for offset, _ in iter_records(path)][60]
+    data = bytearray(path.read_bytes())
+    data[bad + (HEADER_SIZE if where == "data" else 0)] ^= 0x01
+    path.write_bytes(bytes(data))
+    got = []
+    with pytest.raises(DataLossError, match=f"corrupted record {where} at byte offset {bad}:"):
+        for _, record in iter_records(path):
+            got.append(record)
+    assert got == [b"r%d" % i for i in range(60)]

@@ -15,6 +15,7 @@ import zlib
 from typing import Any, BinaryIO, Iterator, Optional, Union
 
 import crc32c
+import numpy as np
 
 from loaders.errors import DataLossError, InvalidArgumentError
 
@@ -219,11 +220,12 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
 
     ``size`` is the stream's end offset when known (plain files), so an oversized length field is
     refused before any read; otherwise the buffer grows only as real data arrives. ``base`` is
-    the stream offset of the first byte ``source`` gives.
+    the stream offset of the first byte ``source`` gives. The records of each buffer are framed
+    first and their data CRCs compared together; records before a bad one are still yielded.
     """
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    unpack, crc_of, unpack_crc = _HEADER.unpack_from, crc32c.crc32c, _CRC.unpack_from
+    unpack = _HEADER.unpack_from
     known: dict[int, int] = {}  # length -> its masked CRC, already verified
     have = 0  # bytes held in buf; base is the stream offset of buf[0]
     while True:
@@ -233,26 +235,36 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
                 _truncated(name, base, view[:have])
             return
         end, pos = have + got, 0
+        offsets: list[int] = []
+        records: list[bytes] = []
+        footers: list[int] = []  # where each record's data CRC sits in buf
+        error = None
         while end - pos >= HEADER_SIZE:
             length, length_crc = unpack(buf, pos)
             if verify and known.get(length) != length_crc:
-                _check_length_crc(name, base + pos, view[pos : pos + 8], length_crc)
+                error = _length_crc_error(name, base + pos, view[pos : pos + 8], length_crc)
+                if error is not None:
+                    break
                 if len(known) >= _KNOWN_LENGTHS_MAX:
                     known.clear()
                 known[length] = length_crc
-            start = pos + HEADER_SIZE
-            stop = start + length
+            stop = pos + HEADER_SIZE + length
             if stop + FOOTER_SIZE > end:
-                if size is not None:
-                    _check_fits(name, base + pos, length, size)
+                error = None if size is None else _fits_error(name, base + pos, length, size)
                 break
-            data = view[start:stop].tobytes()
-            if verify:
-                crc = crc_of(data)
-                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != unpack_crc(buf, stop)[0]:
-                    raise _bad_data(name, base + pos, unpack_crc(buf, stop)[0], mask_crc(crc))
-            yield base + pos, data
+            offsets.append(base + pos)
+            records.append(view[pos + HEADER_SIZE : stop].tobytes())
+            footers.append(stop)
             pos = stop + FOOTER_SIZE
+        if verify and records:
+            bad = _first_bad_crc(buf, records, footers)
+            if bad is not None:
+                yield from zip(offsets[:bad], records[:bad])
+                (stored,) = _CRC.unpack_from(buf, footers[bad])
+                raise _bad_data(name, offsets[bad], stored, masked_crc32c(records[bad]))
+        yield from zip(offsets, records)
+        if error is not None:
+            raise error
         have = end - pos
         view[:have] = view[pos:end]
         base += pos
@@ -262,19 +274,34 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
             view = memoryview(buf)
 
 
-def _check_length_crc(name: str, offset: int, length_bytes: memoryview, stored: int) -> None:
+def _first_bad_crc(buf: bytearray, records: list[bytes], footers: list[int]) -> Optional[int]:
+    """The index of the first record whose masked CRC32C differs from the one stored at its
+    footer in ``buf``, or None; all records are compared at once."""
+    computed = np.fromiter(map(crc32c.crc32c, records), np.uint32, len(records))
+    masked = ((computed >> np.uint32(15)) | (computed << np.uint32(17))) + np.uint32(_MASK_DELTA)
+    at = np.asarray(footers)[:, None] + np.arange(FOOTER_SIZE)
+    stored = np.frombuffer(buf, np.uint8)[at].view("<u4").ravel()
+    bad = np.flatnonzero(masked != stored)
+    return int(bad[0]) if bad.size else None
+
+
+def _length_crc_error(name: str, offset: int, length_bytes: Any, stored: int) -> Optional[DataLossError]:
+    """The error for a length field whose masked CRC is not ``stored``, or None when it is."""
     computed = masked_crc32c(length_bytes)
-    if computed != stored:
-        raise DataLossError(
-            f"{name}: corrupted record length at byte offset {offset}: expected masked CRC32C "
-            f"{stored:#010x}, computed {computed:#010x}"
-        )
+    if computed == stored:
+        return None
+    return DataLossError(
+        f"{name}: corrupted record length at byte offset {offset}: expected masked CRC32C "
+        f"{stored:#010x}, computed {computed:#010x}"
+    )
 
 
-def _check_fits(name: str, offset: int, length: int, size: int) -> None:
-    """Refuse a record that would run past the end of a file of ``size`` bytes (never allocate it)."""
+def _fits_error(name: str, offset: int, length: int, size: int) -> Optional[DataLossError]:
+    """The error for a record that would run past the end (byte ``size``) of its stream, found
+    before anything of that length is allocated; None when it fits."""
     if length + HEADER_SIZE + FOOTER_SIZE > size - offset:
-        raise _truncated_error(name, offset, length, size - offset)
+        return _truncated_error(name, offset, length, size - offset)
+    return None
 
 
 def _bad_data(name: str, offset: int, stored: int, computed: int) -> DataLossError:
@@ -308,9 +335,11 @@ def read_record_at(file: BinaryIO, name: str, offset: int, verify: bool = True) 
     if len(header) < HEADER_SIZE:
         _truncated(name, offset, header)
     length, length_crc = _HEADER.unpack(header)
-    if verify:
-        _check_length_crc(name, offset, memoryview(header)[:8], length_crc)
-    _check_fits(name, offset, length, os.fstat(file.fileno()).st_size)
+    error = (verify and _length_crc_error(name, offset, memoryview(header)[:8], length_crc)) or _fits_error(
+        name, offset, length, os.fstat(file.fileno()).st_size
+    )
+    if error:
+        raise error
     body = file.read(length + FOOTER_SIZE)
     data = body[:length]
     if verify:
