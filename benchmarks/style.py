@@ -40,10 +40,10 @@ from torchstyle.vgg import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, IMAGEN
 
 STYLE_WEIGHT = 1e6
 # implementation name -> (precision, cuda_graphs) for torchstyle; "plain" is the reference
-VARIANTS = {"cpu": ["plain", "torchstyle"],
+VARIANTS = {"cpu": ["plain", "torchstyle", "torchstyle bf16"],
             "cuda": ["plain", "torchstyle fp32", "torchstyle tf32+graphs",
                      "torchstyle bf16+graphs"]}
-SETTINGS = {"torchstyle": ("fp32", False), "torchstyle fp32": ("fp32", False),
+SETTINGS = {"torchstyle": ("fp32", False), "torchstyle bf16": ("bf16", False), "torchstyle fp32": ("fp32", False),
             "torchstyle tf32+graphs": ("tf32", True), "torchstyle bf16+graphs": ("bf16", True)}
 
 
