@@ -3,7 +3,8 @@
 Prints two markdown tables:
 
 1. seconds per L-BFGS step (one function evaluation: forward + backward through VGG-19 cut after
-   conv5_1) and peak memory, at each ``--sizes`` on each ``--devices``;
+   conv5_1) and peak memory, at each ``--sizes`` on each ``--devices``; for torchstyle also one
+   evaluation alone, so that the optimizer's own share of a step (on CUDA: its syncs) shows;
 2. wall time and steps to bring the total loss to a fixed fraction of its start.
 
 The plain reference follows the PyTorch neural-style tutorial: torchvision's VGG-19 features
@@ -34,7 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torchstyle.losses import NeuralStyleLoss  # noqa: E402
-from torchstyle.transfer import optimize, precision_flags  # noqa: E402
+from torchstyle.transfer import Evaluation, GraphedEvaluation, optimize, precision_flags  # noqa: E402
 from torchstyle.vgg import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, IMAGENET_MEAN,  # noqa: E402
                             IMAGENET_STD, LAYER_NAMES, VGGFeatures)
 
@@ -124,8 +125,9 @@ def _plain_steps(features, content, style, steps, stamps):
         optimizer.step(closure)
 
 
-def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs):
-    """torchstyle's own loop on the same objective, recording (time, loss) per step."""
+def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs) -> float:
+    """torchstyle's own loop on the same objective, recording (time, loss) per step; returns the
+    median seconds of one evaluation alone, so that what L-BFGS adds to a step shows."""
     with precision_flags(precision):
         loss = NeuralStyleLoss(vgg, content, [style], content_layers=DEFAULT_CONTENT_LAYERS,
                                style_layers=DEFAULT_STYLE_LAYERS, style_weight=STYLE_WEIGHT)
@@ -133,6 +135,22 @@ def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs
     optimize(loss, content, num_steps=steps, precision=precision, cuda_graphs=cuda_graphs,
              callback=lambda step, losses, image: stamps.append((time.perf_counter(),
                                                                  losses["total"])))
+    image = content.clone().requires_grad_(True)
+    times = []
+    with precision_flags(precision):
+        evaluate = (GraphedEvaluation if cuda_graphs else Evaluation)(loss, image, precision)
+        for _ in range(4):
+            _synchronize(image.device)
+            start = time.perf_counter()
+            evaluate()
+            _synchronize(image.device)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _pictures(size: int, device: torch.device):
@@ -163,15 +181,16 @@ def worker(impl: str, device: str, size: int, steps: int) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stamps: list = []  # (time, loss): first the start of the optimization, then one per step
+    evaluation = None
     if impl == "plain":
         _plain_steps(network, content, style, steps, stamps)
     else:
-        _torchstyle_steps(network, content, style, steps, stamps, *SETTINGS[impl])
+        evaluation = _torchstyle_steps(network, content, style, steps, stamps, *SETTINGS[impl])
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
-    return {"start": stamps[0][0], "stamps": stamps[1:], "peak_mib": peak}
+    return {"start": stamps[0][0], "stamps": stamps[1:], "peak_mib": peak, "evaluation": evaluation}
 
 
 def _measure(impl: str, device: str, size: int, steps: int) -> Optional[dict]:
@@ -204,21 +223,22 @@ def main() -> int:
         return 0
     warmup, failed = 2, 0
     print("| device | size | implementation | s / evaluation (median) | best | evaluations / s "
-          "| peak memory |")
-    print("|---|---|---|---|---|---|---|")
+          "| peak memory | evaluation alone |")
+    print("|---|---|---|---|---|---|---|---|")
     for device in args.devices:
         for size in args.sizes:
             for impl in VARIANTS[device]:
                 result = _measure(impl, device, size, warmup + args.steps)
                 if result is None:
                     failed += 1
-                    print(f"| {device} | {size} px | {impl} | failed (see stderr) | | | |", flush=True)
+                    print(f"| {device} | {size} px | {impl} | failed (see stderr) | | | | |", flush=True)
                     continue
                 times = [b[0] - a[0] for a, b in zip(result["stamps"], result["stamps"][1:])]
                 per_eval = statistics.median(times[warmup - 1:])
+                alone = "-" if result["evaluation"] is None else f"{result['evaluation']:.3f}"
                 print(f"| {device} | {size} px | {impl} | {per_eval:.3f} | "
                       f"{min(times[warmup - 1:]):.3f} | {1 / per_eval:.2f} | "
-                      f"{result['peak_mib']:.0f} MiB |", flush=True)
+                      f"{result['peak_mib']:.0f} MiB | {alone} |", flush=True)
     if not args.converge_size:
         return int(failed > 0)
     print()
