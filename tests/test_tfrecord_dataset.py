@@ -226,6 +226,11 @@ def test_iter_records_byte_range(tmp_path):
         list(iter_records(path, start=start + 1))  # not a record boundary: the length CRC fails
     with pytest.raises(InvalidArgumentError, match="needs an uncompressed file"):
         list(iter_records(path, "GZIP", start=start))
+    size = path.stat().st_size
+    with pytest.raises(InvalidArgumentError, match=f"start={size + 1} is past the end of the file"):
+        list(iter_records(path, start=size + 1))
+    with pytest.raises(InvalidArgumentError, match="expected 0 <= start <= stop"):
+        list(iter_records(path, start=stop, stop=start))
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")

@@ -199,6 +199,8 @@ def iter_records(
             yield from _frames(name, raw, os.fstat(raw.fileno()).st_size, verify)
         else:
             end = os.fstat(raw.fileno()).st_size if stop is None else stop
+            if start > end:
+                raise InvalidArgumentError(f"{name}: byte range start={start} is past the end of the file ({end} bytes)")
             raw.seek(start)
             yield from _frames(name, _Window(raw, end - start), end, verify, start)
 
