@@ -192,6 +192,27 @@ def test_precision_flags_turn_tf32_on_and_restore_them():
             torch.backends.cudnn.benchmark) == before
 
 
+def test_tf32_is_on_for_the_evaluation_and_off_while_lbfgs_steps(monkeypatch):
+    matmul = torch.backends.cuda.matmul
+    tf32_now = (lambda: matmul.fp32_precision == "tf32") if hasattr(matmul, "fp32_precision") else (
+        lambda: matmul.allow_tf32)
+    seen = {"evaluation": set(), "optimizer": set()}
+    remember = transfer_module.SyncFreeLBFGS._remember
+
+    def spy(*args):
+        seen["optimizer"].add(tf32_now())
+        return remember(*args)
+
+    monkeypatch.setattr(transfer_module.SyncFreeLBFGS, "_remember", staticmethod(spy))
+
+    def loss_fn(image):
+        seen["evaluation"].add(tf32_now())
+        return {"total": ((image - 0.3) ** 2).sum()}
+
+    optimize(loss_fn, torch.rand(1, 3, 4, 4), num_steps=4, precision="tf32", cuda_graphs=False)
+    assert seen == {"evaluation": {True}, "optimizer": {False}} and not tf32_now()
+
+
 def test_cuda_graphs_need_cuda():
     with pytest.raises(ValueError, match="needs a CUDA device"):
         optimize(lambda image: {"total": image.sum()}, torch.rand(1, 3, 4, 4), num_steps=1,

@@ -3,8 +3,9 @@
 Owns the device choice (CUDA, then MPS, then CPU), numeric precision (TF32 or bf16 autocast on
 CUDA), the initial image, the memory check, one *evaluation* (forward + backward through the
 cut VGG, replayed from a CUDA graph on CUDA) and the L-BFGS / Adam loop with its per-step
-callback. One step is one evaluation: L-BFGS runs with ``max_iter=1`` per ``step()`` call and
-no line search, so its history carries over from step to step.
+callback. One step is one evaluation: L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes
+``torch.optim.LBFGS``'s steps with ``max_iter=1`` and no line search, so its history carries over
+from step to step, and never waits for the GPU.
 
 Valid pixel range: the loss is evaluated at ``clamp(image, 0, 1)`` and that clamped image is what
 callbacks and the caller get. Clamping inside the function keeps L-BFGS's curvature pairs
@@ -23,6 +24,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from .lbfgs import SyncFreeLBFGS
 from .vgg import VGGFeatures
 
 __all__ = [
@@ -193,10 +195,10 @@ def _gib(nbytes: float) -> str:
 
 def make_optimizer(name: str, image: torch.Tensor, learning_rate: Optional[float] = None,
                    history_size: int = LBFGS_HISTORY) -> torch.optim.Optimizer:
-    """L-BFGS (one evaluation per ``step()``, history kept) or Adam over ``image`` alone."""
+    """L-BFGS (one evaluation per ``step()``, history kept; the steps of
+    ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) or Adam over ``image`` alone."""
     if name == "lbfgs":
-        return torch.optim.LBFGS([image], lr=learning_rate or 1.0, max_iter=1,
-                                 history_size=history_size)
+        return SyncFreeLBFGS([image], lr=learning_rate or 1.0, history_size=history_size)
     if name == "adam":
         return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
@@ -281,18 +283,19 @@ def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
     opt = make_optimizer(optimizer, image, learning_rate, history_size)
     step = 0
 
-    with precision_flags(precision):
+    with precision_flags(precision):  # the evaluation's precision, never the optimizer's
         evaluate = _evaluation(loss_fn, image, precision, cuda_graphs) if num_steps else None
 
-        def closure() -> torch.Tensor:
-            nonlocal step
+    def closure() -> torch.Tensor:
+        nonlocal step
+        with precision_flags(precision):
             terms = evaluate()
-            step += 1
-            if callback is not None:
-                values = torch.stack([v.float() for v in terms.values()]).tolist()
-                callback(step, dict(zip(terms, values)), image.detach().clamp(0, 1))
-            return terms["total"]
+        step += 1
+        if callback is not None:
+            values = torch.stack([v.float() for v in terms.values()]).tolist()
+            callback(step, dict(zip(terms, values)), image.detach().clamp(0, 1))
+        return terms["total"]
 
-        for _ in range(num_steps):
-            opt.step(closure)
+    for _ in range(num_steps):
+        opt.step(closure)
     return image.detach().clamp(0, 1)
