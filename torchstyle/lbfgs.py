@@ -61,9 +61,9 @@ class SyncFreeLBFGS(torch.optim.Optimizer):
             size = (1.0 / grad.abs().sum().double()).clamp(max=1.0) * group["lr"]
         stalled = grad.dot(direction) > -group["tolerance_change"]  # not a descent direction: stay
         size = torch.where(converged | stalled, torch.zeros_like(size), size)
-        step = direction * size.to(direction.dtype)
-        param.add_(step.view_as(param))
-        state["prev_step"] = torch.where(converged, state["prev_step"], step)
+        move = direction * size.to(direction.dtype)
+        param.add_(move.view_as(param))
+        state["prev_step"] = torch.where(converged, state["prev_step"], move)
         state["prev_grad"] = torch.where(converged, state["prev_grad"], grad)
         state["steps"] += 1
         return loss
