@@ -125,9 +125,8 @@ def _plain_steps(features, content, style, steps, stamps):
         optimizer.step(closure)
 
 
-def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs) -> float:
-    """torchstyle's own loop on the same objective, recording (time, loss) per step; returns the
-    median seconds of one evaluation alone, so that what L-BFGS adds to a step shows."""
+def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs) -> NeuralStyleLoss:
+    """torchstyle's own loop on the same objective, recording (time, loss) per step; returns the loss."""
     with precision_flags(precision):
         loss = NeuralStyleLoss(vgg, content, [style], content_layers=DEFAULT_CONTENT_LAYERS,
                                style_layers=DEFAULT_STYLE_LAYERS, style_weight=STYLE_WEIGHT)
@@ -135,6 +134,11 @@ def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs
     optimize(loss, content, num_steps=steps, precision=precision, cuda_graphs=cuda_graphs,
              callback=lambda step, losses, image: stamps.append((time.perf_counter(),
                                                                  losses["total"])))
+    return loss
+
+
+def _evaluation_seconds(loss, content, precision, cuda_graphs) -> float:
+    """Median seconds of one evaluation alone (no optimizer), so that what L-BFGS adds to a step shows."""
     image = content.clone().requires_grad_(True)
     times = []
     with precision_flags(precision):
@@ -181,15 +185,16 @@ def worker(impl: str, device: str, size: int, steps: int) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stamps: list = []  # (time, loss): first the start of the optimization, then one per step
-    evaluation = None
+    loss = None
     if impl == "plain":
         _plain_steps(network, content, style, steps, stamps)
     else:
-        evaluation = _torchstyle_steps(network, content, style, steps, stamps, *SETTINGS[impl])
+        loss = _torchstyle_steps(network, content, style, steps, stamps, *SETTINGS[impl])
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
+    evaluation = None if loss is None else _evaluation_seconds(loss, content, *SETTINGS[impl])  # after the peak
     return {"start": stamps[0][0], "stamps": stamps[1:], "peak_mib": peak, "evaluation": evaluation}
 
 
