@@ -2,8 +2,9 @@
 # torchstyle's CUDA checks in one command, for a session that is lent a GPU machine:
 #   bash benchmarks/device_check.sh [OUTDIR]     (OUTDIR defaults to $OUT, else the current folder)
 # 1. the style tests, CUDA ones included (graph capture vs eager, no syncs in L-BFGS);
-# 2. the CUDA benchmark table at 512 and 1024 px (plain vs fp32 vs tf32+graphs vs bf16+graphs),
-#    then the time-to-loss table at 512 px. Each log lands in OUTDIR; paste the tables into README.
+# 2. the CUDA benchmark table at 512 and 1024 px (plain vs fp32 with and without graphs vs
+#    tf32+graphs vs bf16+graphs), then the time-to-loss table at 256 px (where the
+#    random-weights objective converges). Each log lands in OUTDIR; paste the tables into README.
 # The torchstyle package needs only torch, torchvision, pillow, numpy and tqdm, which such machines have.
 set -uo pipefail
 out=${1:-${OUT:-.}}
@@ -15,7 +16,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 "$python" -m pytest -q -p no:cacheprovider tests/test_style_vgg.py tests/test_style_losses.py tests/test_style_lbfgs.py tests/test_style_transfer.py \
     tests/test_style_cli.py tests/test_style_hub.py 2>&1 | tee "$out/style_tests.txt"
 tests=${PIPESTATUS[0]}
-"$python" benchmarks/style.py --devices cuda --sizes 512 1024 --steps 20 --converge-size 512 2>&1 | tee "$out/style_bench.txt"
+"$python" benchmarks/style.py --devices cuda --sizes 512 1024 --steps 20 --converge-size 256 --converge-steps 50 2>&1 | tee "$out/style_bench.txt"
 bench=${PIPESTATUS[0]}
 echo "tests exit $tests, benchmark exit $bench"
 exit $(( tests || bench ))

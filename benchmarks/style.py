@@ -35,16 +35,18 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torchstyle.losses import NeuralStyleLoss  # noqa: E402
-from torchstyle.transfer import Evaluation, GraphedEvaluation, optimize, precision_flags  # noqa: E402
+from torchstyle.transfer import (GRAPH_WARMUP, CUDAGraphed, Evaluation, optimize,  # noqa: E402
+                                 precision_flags)
 from torchstyle.vgg import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, IMAGENET_MEAN,  # noqa: E402
                             IMAGENET_STD, LAYER_NAMES, VGGFeatures)
 
 STYLE_WEIGHT = 1e6
 # implementation name -> (precision, cuda_graphs) for torchstyle; "plain" is the reference
 VARIANTS = {"cpu": ["plain", "torchstyle", "torchstyle bf16"],
-            "cuda": ["plain", "torchstyle fp32", "torchstyle tf32+graphs",
+            "cuda": ["plain", "torchstyle fp32", "torchstyle fp32+graphs", "torchstyle tf32+graphs",
                      "torchstyle bf16+graphs"]}
 SETTINGS = {"torchstyle": ("fp32", False), "torchstyle bf16": ("bf16", False), "torchstyle fp32": ("fp32", False),
+            "torchstyle fp32+graphs": ("fp32", True),
             "torchstyle tf32+graphs": ("tf32", True), "torchstyle bf16+graphs": ("bf16", True)}
 
 
@@ -138,11 +140,17 @@ def _torchstyle_steps(vgg, content, style, steps, stamps, precision, cuda_graphs
 
 
 def _evaluation_seconds(loss, content, precision, cuda_graphs) -> float:
-    """Median seconds of one evaluation alone (no optimizer), so that what L-BFGS adds to a step shows."""
+    """Median seconds of one evaluation alone (no optimizer), so that what the optimizer adds to a
+    step shows; with ``cuda_graphs`` the evaluation alone is captured and replayed."""
     image = content.clone().requires_grad_(True)
+    evaluate = Evaluation(loss, image, precision)
+    stream = torch.cuda.Stream(image.device) if cuda_graphs else None
     times = []
-    with precision_flags(precision):
-        evaluate = (GraphedEvaluation if cuda_graphs else Evaluation)(loss, image, precision)
+    with precision_flags(precision), torch.cuda.stream(stream):
+        for _ in range(GRAPH_WARMUP if cuda_graphs else 0):
+            evaluate()
+        if cuda_graphs:
+            evaluate = CUDAGraphed(evaluate, stream)
         for _ in range(4):
             _synchronize(image.device)
             start = time.perf_counter()
@@ -248,22 +256,23 @@ def main() -> int:
         return int(failed > 0)
     print()
     print(f"| device | size | implementation | start loss | steps to {args.target:g} x start | "
-          f"seconds |")
-    print("|---|---|---|---|---|---|")
+          f"seconds | loss after {args.converge_steps} steps (x start) | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
     for device in args.devices:
         for impl in VARIANTS[device]:
             result = _measure(impl, device, args.converge_size, args.converge_steps)
             if result is None:
                 failed += 1
-                print(f"| {device} | {args.converge_size} px | {impl} | failed (see stderr) | | |", flush=True)
+                print(f"| {device} | {args.converge_size} px | {impl} | failed (see stderr) | | | | |", flush=True)
                 continue
             first = result["stamps"][0][1]
             reached = [(i + 1, t) for i, (t, loss) in enumerate(result["stamps"])
                        if loss <= args.target * first]
             steps, seconds = (reached[0][0], f"{reached[0][1] - result['start']:.2f}") if reached \
                 else (f"> {args.converge_steps}", "-")
+            last_time, last = result["stamps"][-1]
             print(f"| {device} | {args.converge_size} px | {impl} | {first:.4g} | {steps} | "
-                  f"{seconds} |", flush=True)
+                  f"{seconds} | {last / first:.3f} | {last_time - result['start']:.2f} |", flush=True)
     return int(failed > 0)
 
 

@@ -26,9 +26,8 @@ def _wavy(x):  # curvature of both signs: some pairs fail the s.y > 1e-10 test a
     return torch.cos(3 * x).sum() + 0.05 * (x**2).sum()
 
 
-def _iterates(optimizer_class, function, start, steps, **options):
-    x = start.clone().requires_grad_(True)
-    optimizer = optimizer_class([x], **options)
+def _closure(optimizer, function):
+    (x,) = optimizer.param_groups[0]["params"]
 
     def closure():
         optimizer.zero_grad()
@@ -36,6 +35,13 @@ def _iterates(optimizer_class, function, start, steps, **options):
         loss.backward()
         return loss
 
+    return closure
+
+
+def _iterates(optimizer_class, function, start, steps, **options):
+    x = start.clone().requires_grad_(True)
+    optimizer = optimizer_class([x], **options)
+    closure = _closure(optimizer, function)
     points = []
     for _ in range(steps):
         optimizer.step(closure)
@@ -91,6 +97,19 @@ def test_a_step_never_turns_a_tensor_into_a_python_number(monkeypatch):
         optimizer.step(closure)
     monkeypatch.undo()
     assert function(x.detach().double()) < function(torch.linspace(-1, 1, N, dtype=torch.float64))
+
+
+def test_state_keeps_its_memory_from_step_to_step():
+    """What a CUDA graph replays reads and writes fixed addresses: no state tensor may be replaced."""
+    _, optimizer = _iterates(SyncFreeLBFGS, _quadratic(), torch.linspace(-1, 1, N, dtype=torch.float64), 1,
+                             history_size=4)
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+    before = {name: (value.data_ptr(), value.shape) for name, value in state.items()}
+    closure = _closure(optimizer, _quadratic())
+    for _ in range(7):  # the ring fills and wraps
+        optimizer.step(closure)
+    assert {name: (value.data_ptr(), value.shape) for name, value in state.items()} == before
+    assert int(state["count"]) == 8
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -9,7 +9,7 @@ import torchstyle.transfer as transfer_module
 from torchstyle import MemoryLimitError, StyleTransfer, stylize
 from torchstyle.images import rgb_to_yiq
 from torchstyle.losses import NeuralStyleLoss
-from torchstyle.transfer import (Evaluation, GraphedEvaluation, evaluation_bytes, initial_image,
+from torchstyle.transfer import (GRAPH_WARMUP, CUDAGraphed, Evaluation, evaluation_bytes, initial_image,
                                  optimize, precision_flags, resolve_precision, select_device)
 
 SMALL = {"style_layers": ["conv1_1", "conv2_1", "conv3_1"], "content_layers": ["conv2_2"]}
@@ -66,8 +66,8 @@ def test_bf16_autocast_on_cpu_lowers_the_loss_like_float32():
 def test_only_the_image_is_optimized_and_vgg_gets_no_gradient(small, monkeypatch):
     made, original = [], transfer_module.make_optimizer
 
-    def spy(name, image, learning_rate=None, history_size=100):
-        made.append((original(name, image, learning_rate, history_size), image))
+    def spy(name, image, *args, **kwargs):
+        made.append((original(name, image, *args, **kwargs), image))
         return made[-1][0]
 
     monkeypatch.setattr(transfer_module, "make_optimizer", spy)
@@ -187,7 +187,7 @@ def test_precision_flags_turn_tf32_on_and_restore_them():
               torch.backends.cudnn.benchmark)
     with precision_flags("tf32"):
         assert matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "tf32"
-        assert torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark == before[2]  # autotuning's workspaces cost GiBs
     assert (matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
             torch.backends.cudnn.benchmark) == before
 
@@ -219,17 +219,45 @@ def test_cuda_graphs_need_cuda():
                  cuda_graphs=True)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_graphed_evaluation_matches_eager_on_cuda():
+def _small_cuda_loss():
     torch.manual_seed(0)
     gpu = StyleTransfer(weights=None, device="cuda", precision="fp32", **SMALL)
     content, style = (p[None].cuda() for p in _pictures(64))
-    loss = NeuralStyleLoss(gpu.vgg, content, [style], content_layers=SMALL["content_layers"],
-                           style_layers=SMALL["style_layers"])
+    return NeuralStyleLoss(gpu.vgg, content, [style], content_layers=SMALL["content_layers"],
+                           style_layers=SMALL["style_layers"]), content
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_graphed_evaluation_matches_eager_on_cuda():
+    loss, content = _small_cuda_loss()
     image = torch.rand_like(content).requires_grad_()
-    eager = Evaluation(loss, image)()["total"].clone()
+    evaluate = Evaluation(loss, image)
+    eager = evaluate()["total"].clone()
     eager_grad = image.grad.clone()
-    graphed = GraphedEvaluation(loss, image)
-    for _ in range(2):
-        torch.testing.assert_close(graphed()["total"], eager, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(image.grad, eager_grad, rtol=1e-4, atol=1e-6)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        evaluate()
+        graphed = CUDAGraphed(evaluate, stream)
+        for _ in range(2):
+            torch.testing.assert_close(graphed()["total"], eager, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(image.grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_graphed_steps_take_the_eager_steps_on_cuda(optimizer):
+    """After GRAPH_WARMUP eager steps, one captured step (evaluation + update) is replayed."""
+    loss, content = _small_cuda_loss()
+    runs = {}
+    for graphs in (False, True):
+        seen = []
+        image = optimize(loss, content, num_steps=GRAPH_WARMUP + 12, optimizer=optimizer, cuda_graphs=graphs,
+                         callback=lambda step, losses, image: seen.append((step, losses["total"])))
+        runs[graphs] = image, seen
+    (eager_image, eager), (graphed_image, graphed) = runs[False], runs[True]
+    assert [step for step, _ in graphed] == list(range(1, GRAPH_WARMUP + 13))
+    torch.testing.assert_close([total for _, total in graphed], [total for _, total in eager], rtol=1e-3, atol=0)
+    assert graphed[-1][1] < graphed[GRAPH_WARMUP][1]  # the replays do move the image
+    if optimizer == "lbfgs":  # Adam's sign-like steps turn rounding in near-zero gradients into lr-sized moves
+        torch.testing.assert_close(graphed_image, eager_image, rtol=0, atol=1e-3)

@@ -52,7 +52,7 @@ class StyleTransfer:
     Network options are fixed here (layers, pooling, weights, device, precision, CUDA graphs);
     everything about one picture is an argument of the call. ``precision="auto"`` uses TF32 on
     CUDA and float32 elsewhere; ``"bf16"`` adds bf16 autocast (Gram matrices stay float32).
-    ``cuda_graphs=None`` replays each evaluation from a CUDA graph on CUDA.
+    ``cuda_graphs=None`` replays each step (evaluation and update) from a CUDA graph on CUDA.
     """
 
     def __init__(self, *, style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,

@@ -10,6 +10,9 @@ of one matrix and applies the inverse Hessian in its compact form (Byrd, Nocedal
 Schnabel 1994; Nocedal and Wright eq. 7.24): two passes over the history (as many as the
 two-loop recursion) and two ``m x m`` triangular solves per step, whatever ``m`` is, and no host
 synchronization. Its products are plain float32 matrix products: keep TF32 off while it steps.
+Its tensors keep their shapes from the first step on and change in place, so a whole step, the
+closure's evaluation included, can be captured into one CUDA graph and replayed
+(:func:`torchstyle.transfer.optimize` does so on CUDA).
 """
 from __future__ import annotations
 
@@ -42,7 +45,11 @@ class SyncFreeLBFGS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        """Evaluate ``closure`` (which fills the gradient), then move along the L-BFGS direction."""
+        """Evaluate ``closure`` (which fills the gradient), then move along the L-BFGS direction.
+
+        Every tensor keeps its shape and memory from the first step on, and the state changes in
+        place, so that a step (with its closure) can be captured into a CUDA graph and replayed.
+        """
         group = self.param_groups[0]
         (param,) = group["params"]
         with torch.enable_grad():
@@ -52,70 +59,53 @@ class SyncFreeLBFGS(torch.optim.Optimizer):
         if not state:
             self._init_state(state, grad, group["history_size"])
         converged = grad.abs().max() <= group["tolerance_grad"]  # torch's LBFGS then leaves all as is
-        if state["steps"]:
-            projected = self._remember(state, grad, ~converged)
-            direction = -self._inverse_hessian_times(state, grad, projected)
-            size = torch.full_like(state["gamma"], group["lr"])
-        else:
-            direction = grad.neg()
-            size = (1.0 / grad.abs().sum().double()).clamp(max=1.0) * group["lr"]
+        projected = self._remember(state, grad, ~converged)
+        direction = -self._inverse_hessian_times(state, grad, projected)  # -grad while no pair is kept
+        first = state["count"] == 0  # torch's LBFGS scales its first step by min(1, 1 / |g|_1)
+        size = torch.where(first, (1.0 / grad.abs().sum().double()).clamp(max=1.0), 1.0) * group["lr"]
         stalled = grad.dot(direction) > -group["tolerance_change"]  # not a descent direction: stay
         size = torch.where(converged | stalled, torch.zeros_like(size), size)
         move = direction * size.to(direction.dtype)
         param.add_(move.view_as(param))
-        state["prev_step"] = torch.where(converged, state["prev_step"], move)
-        state["prev_grad"] = torch.where(converged, state["prev_grad"], grad)
-        state["steps"] += 1
+        state["prev_step"].copy_(torch.where(converged, state["prev_step"], move))
+        state["prev_grad"].copy_(torch.where(converged, state["prev_grad"], grad))
+        state["count"].add_(1)
         return loss
 
     @staticmethod
     def _init_state(state: dict, grad: torch.Tensor, m: int) -> None:
         device = grad.device
         state.update(
-            steps=0,
-            # rows 2j and 2j + 1 hold slot j's s and y; grown by doubling up to m slots, so that
-            # memory follows the history as torch's LBFGS's does
-            pairs=torch.zeros(2 * min(m, 4), grad.numel(), dtype=grad.dtype, device=device),
+            count=torch.zeros((), dtype=torch.int64, device=device),  # steps taken
+            # rows 2j and 2j + 1 hold slot j's s and y (all m slots from the start: fixed shapes)
+            pairs=torch.zeros(2 * m, grad.numel(), dtype=grad.dtype, device=device),
             products=torch.zeros(2 * m, 2 * m, dtype=torch.float64, device=device),  # between rows of pairs
             ages=torch.full((m,), -1, dtype=torch.int64, device=device),  # -1: an empty slot
             slot=torch.zeros(1, dtype=torch.int64, device=device),  # where the next pair goes
             gamma=torch.ones((), dtype=torch.float64, device=device),  # H0 = gamma * I
             prev_grad=grad.clone(),
-            prev_step=torch.zeros_like(grad),
+            prev_step=torch.zeros_like(grad),  # s = 0 on the first step: no pair is kept
         )
-
-    @staticmethod
-    def _filled_rows(state: dict) -> int:
-        """How many rows of ``pairs`` may hold a pair: a bound known without asking the device."""
-        return 2 * min(state["steps"], state["ages"].numel())
 
     @staticmethod
     def _remember(state: dict, grad: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """Store the pair ``(s, y)`` of the last step in the oldest slot when its curvature is
         positive (``s.y > 1e-10``), keeping the products between all stored vectors current;
         returns each stored vector's product with ``grad``, found in the same pass over them."""
-        products, ages, slot = state["products"], state["ages"], state["slot"]
-        m, rows_used = ages.numel(), SyncFreeLBFGS._filled_rows(state)
-        if state["pairs"].shape[0] < rows_used:
-            grown = state["pairs"].new_zeros(min(2 * state["pairs"].shape[0], 2 * m), grad.numel())
-            grown[: state["pairs"].shape[0]] = state["pairs"]
-            state["pairs"] = grown
-        pairs = state["pairs"]
+        pairs, products, ages, slot = state["pairs"], state["products"], state["ages"], state["slot"]
         s, y = state["prev_step"], grad - state["prev_grad"]
         sy = s.double().dot(y.double())
         keep = allowed & (sy > CURVATURE_MIN)
         rows = torch.cat([2 * slot, 2 * slot + 1])
         pairs.index_copy_(0, rows, torch.where(keep, torch.stack([s, y]), pairs.index_select(0, rows)))
-        ages.index_copy_(0, slot, torch.where(keep, torch.full_like(slot, state["steps"]), ages.index_select(0, slot)))
+        ages.index_copy_(0, slot, torch.where(keep, state["count"], ages.index_select(0, slot)))
         # one pass over the history (torchstyle keeps TF32 to the evaluation, never here)
-        fresh = (pairs[:rows_used] @ torch.cat([pairs.index_select(0, rows), grad[None]]).T).double()
-        products[:rows_used].index_copy_(1, rows, fresh[:, :2])
-        products[:, :rows_used].index_copy_(0, rows, fresh[:, :2].T)
-        state["gamma"] = torch.where(keep, sy / y.double().dot(y.double()), state["gamma"])
-        slot.copy_(torch.where(keep, (slot + 1) % m, slot))
-        projected = torch.zeros(2 * m, dtype=torch.float64, device=grad.device)
-        projected[:rows_used] = fresh[:, 2]
-        return projected
+        fresh = (pairs @ torch.cat([pairs.index_select(0, rows), grad[None]]).T).double()
+        products.index_copy_(1, rows, fresh[:, :2])
+        products.index_copy_(0, rows, fresh[:, :2].T)
+        state["gamma"].copy_(torch.where(keep, sy / y.double().dot(y.double()), state["gamma"]))
+        slot.copy_(torch.where(keep, (slot + 1) % ages.numel(), slot))
+        return fresh[:, 2]
 
     @staticmethod
     def _inverse_hessian_times(state: dict, grad: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
@@ -123,8 +113,7 @@ class SyncFreeLBFGS(torch.optim.Optimizer):
         with ``u = R^-1 S^T g``, ``R`` the upper triangle of ``S^T Y`` in age order, ``D`` its
         diagonal; ``projected`` holds ``s_j . g`` and ``y_j . g`` slot by slot."""
         products, ages, gamma = state["products"], state["ages"], state["gamma"]
-        m, rows_used = ages.numel(), SyncFreeLBFGS._filled_rows(state)
-        used_pairs = state["pairs"][:rows_used]
+        m = ages.numel()
         order = torch.argsort(ages)  # empty slots first, then oldest to newest
         used = (ages.index_select(0, order) >= 0).double()
         both = used[:, None] * used[None, :]
@@ -140,7 +129,7 @@ class SyncFreeLBFGS(torch.optim.Optimizer):
         coefficients = torch.zeros(2 * m, dtype=torch.float64, device=grad.device)
         coefficients.index_copy_(0, 2 * order, top)
         coefficients.index_copy_(0, 2 * order + 1, -gamma * u)
-        return torch.addmv(grad * gamma.to(grad.dtype), used_pairs.T, coefficients[:rows_used].to(grad.dtype))
+        return torch.addmv(grad * gamma.to(grad.dtype), state["pairs"].T, coefficients.to(grad.dtype))
 
 
 __all__ = ["SyncFreeLBFGS"]

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: TF32 on CUDA, float32 elsewhere; bf16: bf16 autocast (also on CPUs "
                              "with AVX-512 BF16 or AMX: about 1.8x faster there)")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                        help="replay evaluations from a CUDA graph (default: on for CUDA)")
+                        help="replay each step (evaluation + update) from a CUDA graph (default: on for CUDA)")
     parser.add_argument("--weights", default=None, metavar="PATH",
                         help="a local VGG-19 state_dict (default: torchvision's IMAGENET1K_V1, "
                              "downloaded once into the torch hub cache)")

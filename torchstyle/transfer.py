@@ -2,8 +2,8 @@
 
 Owns the device choice (CUDA, then MPS, then CPU), numeric precision (TF32 or bf16 autocast on
 CUDA), the initial image, the memory check, one *evaluation* (forward + backward through the
-cut VGG, replayed from a CUDA graph on CUDA) and the L-BFGS / Adam loop with its per-step
-callback. One step is one evaluation: L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes
+cut VGG) and the L-BFGS / Adam loop with its per-step callback; on CUDA each whole step
+(evaluation and optimizer update) is replayed from one CUDA graph. One step is one evaluation: L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes
 ``torch.optim.LBFGS``'s steps with ``max_iter=1`` and no line search, so its history carries over
 from step to step, and never waits for the GPU.
 
@@ -30,20 +30,22 @@ from .vgg import VGGFeatures
 __all__ = [
     "INITS", "OPTIMIZERS", "PRECISIONS", "MemoryLimitError", "select_device",
     "resolve_precision", "precision_flags", "autocast", "initial_image", "available_memory",
-    "evaluation_bytes", "check_memory", "make_optimizer", "Evaluation", "GraphedEvaluation",
+    "evaluation_bytes", "check_memory", "make_optimizer", "Evaluation", "CUDAGraphed",
     "optimize",
 ]
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[[int, dict[str, float], torch.Tensor], None]
-LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+Terms = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor], Terms]
 
 INITS = ("content", "style", "noise", "mix")
 OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 ADAM_LEARNING_RATE = 0.02
 LBFGS_HISTORY = 100  # torch's default; each entry keeps two image-sized vectors
+GRAPH_WARMUP = 3  # eager steps before a CUDA graph capture: lazy allocations, cuDNN plans
 # Peak memory of one evaluation over the bytes of one forward pass's activations: measured
 # 1.0-1.2 on CPU at 512-1024 px (benchmarks/style.py); headroom for allocator caches, cuDNN
 # workspaces and CUDA graph pools.
@@ -85,23 +87,24 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 @contextmanager
 def precision_flags(precision: str) -> Iterator[None]:
-    """TF32 matmuls/convolutions and cuDNN autotuning while inside (CUDA); flags restored after."""
+    """TF32 matmuls and convolutions while inside (CUDA, ``"tf32"`` and ``"bf16"``); restored after.
+
+    cuDNN autotuning (``cudnn.benchmark``) stays as the caller set it: on an H200 it gained
+    nothing here (within 2%) and took 33 GiB of workspace at 512 px, 130 GiB at 1024 px.
+    """
     if precision not in ("tf32", "bf16"):
         yield
         return
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    saved_benchmark = cudnn.benchmark
     if hasattr(matmul, "fp32_precision"):  # torch >= 2.9; mixing with allow_tf32 is an error
         saved = (matmul.fp32_precision, cudnn.conv.fp32_precision)
         matmul.fp32_precision = cudnn.conv.fp32_precision = "tf32"
     else:
         saved = (matmul.allow_tf32, cudnn.allow_tf32)
         matmul.allow_tf32 = cudnn.allow_tf32 = True
-    cudnn.benchmark = True
     try:
         yield
     finally:
-        cudnn.benchmark = saved_benchmark
         if hasattr(matmul, "fp32_precision"):
             matmul.fp32_precision, cudnn.conv.fp32_precision = saved
         else:
@@ -194,13 +197,14 @@ def _gib(nbytes: float) -> str:
 
 
 def make_optimizer(name: str, image: torch.Tensor, learning_rate: Optional[float] = None,
-                   history_size: int = LBFGS_HISTORY) -> torch.optim.Optimizer:
+                   history_size: int = LBFGS_HISTORY, capturable: bool = False) -> torch.optim.Optimizer:
     """L-BFGS (one evaluation per ``step()``, history kept; the steps of
-    ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) or Adam over ``image`` alone."""
+    ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) or Adam over ``image`` alone.
+    ``capturable``: steps that a CUDA graph can capture (SyncFreeLBFGS's always are)."""
     if name == "lbfgs":
         return SyncFreeLBFGS([image], lr=learning_rate or 1.0, history_size=history_size)
     if name == "adam":
-        return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE)
+        return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE, capturable=capturable)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
@@ -210,60 +214,48 @@ class Evaluation:
     def __init__(self, loss_fn: LossFn, image: torch.Tensor, precision: str = "fp32") -> None:
         self.loss_fn, self.image, self.precision = loss_fn, image, precision
 
-    def forward_backward(self) -> dict[str, torch.Tensor]:
-        """Run the loss and its backward pass; the terms come back detached."""
+    def __call__(self) -> Terms:
+        """A fresh gradient (not accumulated) and the loss terms, detached."""
+        self.image.grad = None
         with autocast(self.precision, self.image.device):
             terms = self.loss_fn(self.image.clamp(0, 1))
         terms["total"].backward()
         return {name: value.detach() for name, value in terms.items()}
 
-    def __call__(self) -> dict[str, torch.Tensor]:
-        """A fresh gradient (not accumulated) and the loss terms."""
-        self.image.grad = None
-        return self.forward_backward()
 
+class CUDAGraphed:
+    """``fn`` captured once into a CUDA graph on ``stream``, replayed by each call.
 
-class GraphedEvaluation(Evaluation):
-    """The same evaluation captured once into a CUDA graph and replayed.
-
-    ``image`` and its ``grad`` keep their memory between replays: optimizers update the image in
-    place (``add_``) and read the gradient, which each replay overwrites.
+    Run ``fn`` eagerly on ``stream`` a few times first: cuDNN autotuning and lazy allocations
+    cannot happen inside a capture. What ``fn`` reads and writes keeps its memory between replays
+    (state must change in place), and each replay refreshes the tensors it returned.
     """
 
-    def __init__(self, loss_fn: LossFn, image: torch.Tensor, precision: str = "fp32",
-                 warmup: int = 3) -> None:
-        super().__init__(loss_fn, image, precision)
-        side = torch.cuda.Stream(device=image.device)
-        side.wait_stream(torch.cuda.current_stream(image.device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):  # allocator and cuDNN autotuning settle before capture
-                Evaluation.__call__(self)
-        torch.cuda.current_stream(image.device).wait_stream(side)
+    def __init__(self, fn: Callable[[], Terms], stream: torch.cuda.Stream) -> None:
         self.graph = torch.cuda.CUDAGraph()
-        image.grad = None
-        with torch.cuda.graph(self.graph):
-            self.terms = self.forward_backward()
+        with torch.cuda.graph(self.graph, stream=stream):
+            self.outputs = fn()
 
-    def __call__(self) -> dict[str, torch.Tensor]:
-        """Replay the captured kernels: ``image.grad`` and the returned terms are refreshed."""
+    def __call__(self) -> Terms:
+        """Replay the captured kernels; the returned tensors hold this replay's results."""
         self.graph.replay()
-        return self.terms
+        return self.outputs
 
 
-def _evaluation(loss_fn: LossFn, image: torch.Tensor, precision: str,
-                cuda_graphs: Optional[bool]) -> Evaluation:
-    """A graphed evaluation on CUDA (unless turned off or the capture fails), else an eager one."""
-    if cuda_graphs is None:
-        cuda_graphs = image.is_cuda
-    if not cuda_graphs:
-        return Evaluation(loss_fn, image, precision)
-    if not image.is_cuda:
+def _use_cuda_graphs(cuda_graphs: Optional[bool], image: torch.Tensor) -> bool:
+    """``None`` means: on CUDA; ``True`` off CUDA is an error."""
+    if cuda_graphs and not image.is_cuda:
         raise ValueError("cuda_graphs=True needs a CUDA device")
+    return image.is_cuda if cuda_graphs is None else cuda_graphs
+
+
+def _capture(step: Callable[[], Terms], stream: torch.cuda.Stream) -> Callable[[], Terms]:
+    """``step`` replayed from a CUDA graph, or ``step`` itself when the capture fails."""
     try:
-        return GraphedEvaluation(loss_fn, image, precision)
+        return CUDAGraphed(step, stream)
     except RuntimeError as exc:
-        logger.warning("CUDA graph capture failed (%s); evaluating eagerly", exc)
-        return Evaluation(loss_fn, image, precision)
+        logger.warning("CUDA graph capture failed (%s); stepping eagerly", exc)
+        return step
 
 
 def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
@@ -275,27 +267,41 @@ def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
 
     The loss sees the pixels clamped to ``[0, 1]``, and so does everyone else. After each step,
     ``callback(step, losses, image)`` gets the step number (from 1), the loss terms as floats
-    and the (clamped) image just evaluated. ``history_size`` is L-BFGS's memory length.
+    and the (clamped) image just evaluated. ``history_size`` is L-BFGS's memory length. With
+    CUDA graphs (``None``: on CUDA), the first ``GRAPH_WARMUP`` steps run eagerly and the
+    rest replay one captured step: evaluation and optimizer update in a single launch.
     """
     if num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
     image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    opt = make_optimizer(optimizer, image, learning_rate, history_size)
-    step = 0
+    graphs = _use_cuda_graphs(cuda_graphs, image)
+    opt = make_optimizer(optimizer, image, learning_rate, history_size, capturable=graphs)
+    evaluate = Evaluation(loss_fn, image, precision)
 
-    with precision_flags(precision):  # the evaluation's precision, never the optimizer's
-        evaluate = _evaluation(loss_fn, image, precision, cuda_graphs) if num_steps else None
+    def step() -> Terms:
+        """One evaluation, at the evaluation's precision, then the optimizer's update."""
+        terms: Terms = {}
 
-    def closure() -> torch.Tensor:
-        nonlocal step
-        with precision_flags(precision):
-            terms = evaluate()
-        step += 1
-        if callback is not None:
-            values = torch.stack([v.float() for v in terms.values()]).tolist()
-            callback(step, dict(zip(terms, values)), image.detach().clamp(0, 1))
-        return terms["total"]
+        def closure() -> torch.Tensor:
+            with precision_flags(precision):  # the evaluation's precision, never the optimizer's
+                terms.update(evaluate())
+            return terms["total"]
 
-    for _ in range(num_steps):
         opt.step(closure)
+        return terms
+
+    stream = torch.cuda.Stream(image.device) if graphs else None
+    if stream is not None:
+        stream.wait_stream(torch.cuda.current_stream(image.device))
+    run = step
+    with torch.cuda.stream(stream):  # no-op for None
+        for number in range(1, num_steps + 1):
+            if graphs and number == GRAPH_WARMUP + 1:
+                run = _capture(step, stream)
+            terms = run()
+            if callback is not None:
+                values = torch.stack([v.float() for v in terms.values()]).tolist()
+                callback(number, dict(zip(terms, values)), image.detach().clamp(0, 1))
+    if stream is not None:
+        torch.cuda.current_stream(image.device).wait_stream(stream)
     return image.detach().clamp(0, 1)
