@@ -31,6 +31,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from loaders.tfrecord import FixedLenFeature, TFRecordDataset, TFRecordWriter, index_path, iter_records  # noqa: E402
+from loaders.tfrecord import format as tfrecord_format  # noqa: E402
 
 FEATURES = {
     "image": FixedLenFeature([], "string"),
@@ -150,7 +151,9 @@ def main() -> int:
         if args.tensorflow:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 results.update(pool.apply(tensorflow_results, (path, args.repeat)))
-    print(f"{args.records} Examples, {size_mb:.0f} MB, best of {args.repeat}, {os.cpu_count()} CPUs\n")
+    loop = "C (loaders.tfrecord._framing)" if tfrecord_format._framing is not None else "pure Python (C loop not built)"
+    print(f"{args.records} Examples, {size_mb:.0f} MB, best of {args.repeat}, {os.cpu_count()} CPUs, "
+          f"framing loop: {loop}\n")
     print(f"| {'case':52s} | {'seconds':>8s} | {'records/s':>10s} | {'MB/s':>7s} |")
     print(f"|{'-' * 54}|{'-' * 10}:|{'-' * 11}:|{'-' * 8}:|")
     for name, seconds in results.items():

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import threading
 import zlib
 
 import pytest
 
+import loaders.tfrecord.format as format_module
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.tfrecord import TFRecordCompressionType, TFRecordOptions, TFRecordWriter, tf_record_iterator
 from loaders.tfrecord.format import (
@@ -34,6 +37,16 @@ GOLDEN = {
     ),
 }
 SUFFIX = {"": "", "GZIP": ".gz", "ZLIB": ".zlib"}
+
+
+@pytest.fixture(autouse=True, params=["C", "Python"])
+def framing(request, monkeypatch):
+    """Every test runs with the C framing loop (when built) and with the pure-Python one."""
+    if request.param == "Python":
+        monkeypatch.setattr(format_module, "_framing", None)
+    elif format_module._framing is None:
+        pytest.skip("the C framing loop is not built (pip install -e . builds it where there is a compiler)")
+    return request.param
 
 
 def test_crc32c_spec_vectors():
@@ -226,3 +239,42 @@ def test_records_before_a_corrupt_one_are_still_delivered(tmp_path, where):
         for _, record in iter_records(path):
             got.append(record)
     assert got == [b"r%d" % i for i in range(60)]
+
+
+def test_a_corrupt_record_megabytes_in_is_found_after_its_predecessors(tmp_path):
+    path = tmp_path / "long.tfrecord"
+    records = [bytes([i % 251]) * 1000 for i in range(3000)]  # ~3 MB: several read buffers / C calls
+    path.write_bytes(b"".join(map(encode_record, records)))
+    bad = 2500 * 1016
+    data = bytearray(path.read_bytes())
+    data[bad + HEADER_SIZE + 999] ^= 0x10
+    path.write_bytes(bytes(data))
+    got = []
+    with pytest.raises(DataLossError, match=f"corrupted record data at byte offset {bad}:"):
+        for offset, record in iter_records(path):
+            got.append(record)
+    assert got == records[:2500]
+    assert len(list(iter_records(path, verify=False))) == 3000
+
+
+def test_byte_ranges_read_their_records_only(tmp_path):
+    path = tmp_path / "range.tfrecord"
+    path.write_bytes(b"".join(encode_record(b"r%d" % i) for i in range(10)))
+    offsets = [offset for offset, _ in iter_records(path)]
+    assert list(iter_records(path, start=offsets[3], stop=offsets[6])) == [
+        (offsets[i], b"r%d" % i) for i in range(3, 6)]
+    size = path.stat().st_size
+    with pytest.raises(DataLossError, match=f"range ends at {size + 20} but the file has only {size} bytes"):
+        list(iter_records(path, start=offsets[8], stop=size + 20))  # an index promising more than there is
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_reads_a_named_pipe_to_its_end(tmp_path):
+    path = tmp_path / "pipe.tfrecord"
+    os.mkfifo(path)
+    writer = threading.Thread(target=path.write_bytes, args=(GOLDEN[""],))
+    writer.start()
+    try:
+        assert list(iter_records(path)) == list(zip(OFFSETS, RECORDS))
+    finally:
+        writer.join()

@@ -3,13 +3,15 @@
 A record is ``uint64 length (little-endian) | masked CRC32C of those 8 bytes | data | masked
 CRC32C of data``. Reading verifies both CRCs by default and raises :class:`DataLossError` naming
 the file and the byte offset (in the uncompressed stream) of the bad record. This module owns the
-framing loop, the CRC mask, the compression choice (``TFRecordOptions``, suffix inference) and
-TF1's ``tf_record_iterator``; the readers' ``TFRecordReader`` builds on :func:`iter_records`.
+framing loop (its common case runs in C, ``_framing.c``, where that is built), the CRC mask,
+the compression choice (``TFRecordOptions``, suffix inference) and TF1's ``tf_record_iterator``;
+the readers' ``TFRecordReader`` builds on :func:`iter_records`.
 """
 from __future__ import annotations
 
 import enum
 import os
+import stat
 import struct
 import zlib
 from typing import Any, BinaryIO, Iterator, Optional, Union
@@ -18,6 +20,11 @@ import crc32c
 import numpy as np
 
 from loaders.errors import DataLossError, InvalidArgumentError
+
+try:  # the C framing loop, built by `pip install .` / `pip install -e .` where there is a compiler
+    from loaders.tfrecord import _framing
+except ImportError:  # pure Python: the same records and errors, about 2.5x slower framing
+    _framing = None
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -195,14 +202,21 @@ def iter_records(
     with open(name, "rb", buffering=0) as raw:
         if kind:
             yield from _frames(name, _Inflater(raw, kind, name), None, verify)
-        elif stop is None and not start:
-            yield from _frames(name, raw, os.fstat(raw.fileno()).st_size, verify)
-        else:
-            end = os.fstat(raw.fileno()).st_size if stop is None else stop
-            if start > end:
-                raise InvalidArgumentError(f"{name}: byte range start={start} is past the end of the file ({end} bytes)")
-            raw.seek(start)
-            yield from _frames(name, _Window(raw, end - start), end, verify, start)
+            return
+        status = os.fstat(raw.fileno())
+        if not stat.S_ISREG(status.st_mode):  # a pipe or a device: read on to its end
+            if start or stop is not None:
+                raise InvalidArgumentError(f"{name}: reading a byte range needs a regular file")
+            yield from _frames(name, raw, None, verify)
+            return
+        end = status.st_size if stop is None else stop
+        if start > end:
+            raise InvalidArgumentError(f"{name}: byte range start={start} is past the end of the file ({end} bytes)")
+        if end > status.st_size:
+            raise DataLossError(f"{name}: the byte range ends at {end} but the file has only {status.st_size} "
+                                "bytes (truncated, or an index written for a longer file)")
+        raw.seek(start)
+        yield from _frames(name, _Window(raw, end - start), end, verify, start)
 
 
 class _Window:
@@ -237,6 +251,9 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
                 _truncated(name, base, view[:have])
             return
         end, pos = have + got, 0
+        if _framing is not None:  # the good whole records in C; from where it stops, the loop below
+            framed, data, pos = _framing.frame(buf, 0, end, end, crc32c.crc32c if verify else None, base)
+            yield from zip(framed, data)
         offsets: list[int] = []
         records: list[bytes] = []
         footers: list[int] = []  # where each record's data CRC sits in buf
