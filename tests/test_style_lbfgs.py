@@ -49,15 +49,16 @@ def _iterates(optimizer_class, function, start, steps, **options):
     return points, optimizer
 
 
+@pytest.mark.parametrize("capturable", [False, True])
 @pytest.mark.parametrize("history", [3, 50])
 @pytest.mark.parametrize("name, function, start, lr", [
     ("quadratic", _quadratic(), torch.linspace(-1, 1, N, dtype=torch.float64), 1.0),
     ("rosenbrock", _rosenbrock, torch.full((N,), -0.5, dtype=torch.float64), 0.5),
     ("wavy", _wavy, torch.linspace(-2, 2, N, dtype=torch.float64), 0.3),
 ])
-def test_same_steps_as_torch_lbfgs(name, function, start, lr, history):
+def test_same_steps_as_torch_lbfgs(name, function, start, lr, history, capturable):
     theirs, _ = _iterates(torch.optim.LBFGS, function, start, 40, lr=lr, max_iter=1, history_size=history)
-    ours, optimizer = _iterates(SyncFreeLBFGS, function, start, 40, lr=lr, history_size=history)
+    ours, optimizer = _iterates(SyncFreeLBFGS, function, start, 40, lr=lr, history_size=history, capturable=capturable)
     for step, (a, b) in enumerate(zip(theirs, ours), 1):
         torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-10, msg=lambda m, step=step: f"{name}, step {step}: {m}")
     if name != "wavy":  # every pair kept: the ring is full, or holds all 39 pairs
@@ -99,17 +100,31 @@ def test_a_step_never_turns_a_tensor_into_a_python_number(monkeypatch):
     assert function(x.detach().double()) < function(torch.linspace(-1, 1, N, dtype=torch.float64))
 
 
-def test_state_keeps_its_memory_from_step_to_step():
+def test_capturable_state_keeps_its_memory_from_step_to_step():
     """What a CUDA graph replays reads and writes fixed addresses: no state tensor may be replaced."""
     _, optimizer = _iterates(SyncFreeLBFGS, _quadratic(), torch.linspace(-1, 1, N, dtype=torch.float64), 1,
-                             history_size=4)
+                             history_size=4, capturable=True)
     state = optimizer.state[optimizer.param_groups[0]["params"][0]]
-    before = {name: (value.data_ptr(), value.shape) for name, value in state.items()}
+    tensors = {name: value for name, value in state.items() if torch.is_tensor(value)}
+    before = {name: (value.data_ptr(), value.shape) for name, value in tensors.items()}
     closure = _closure(optimizer, _quadratic())
     for _ in range(7):  # the ring fills and wraps
         optimizer.step(closure)
-    assert {name: (value.data_ptr(), value.shape) for name, value in state.items()} == before
+    assert {name: (state[name].data_ptr(), state[name].shape) for name in tensors} == before
     assert int(state["count"]) == 8
+
+
+def test_history_memory_grows_with_the_pairs_unless_capturable():
+    start = torch.linspace(-1, 1, N, dtype=torch.float64)
+    for capturable, rows in ((False, [8, 8, 8, 8, 16, 16, 16, 16, 32, 32]), (True, [100] * 10)):
+        x = start.clone().requires_grad_(True)
+        optimizer = SyncFreeLBFGS([x], history_size=50, capturable=capturable)
+        closure = _closure(optimizer, _quadratic())
+        seen = []
+        for _ in range(10):
+            optimizer.step(closure)
+            seen.append(optimizer.state[x]["pairs"].shape[0])
+        assert seen == rows
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -200,9 +200,9 @@ def make_optimizer(name: str, image: torch.Tensor, learning_rate: Optional[float
                    history_size: int = LBFGS_HISTORY, capturable: bool = False) -> torch.optim.Optimizer:
     """L-BFGS (one evaluation per ``step()``, history kept; the steps of
     ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) or Adam over ``image`` alone.
-    ``capturable``: steps that a CUDA graph can capture (SyncFreeLBFGS's always are)."""
+    ``capturable``: steps that a CUDA graph can capture."""
     if name == "lbfgs":
-        return SyncFreeLBFGS([image], lr=learning_rate or 1.0, history_size=history_size)
+        return SyncFreeLBFGS([image], lr=learning_rate or 1.0, history_size=history_size, capturable=capturable)
     if name == "adam":
         return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE, capturable=capturable)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
