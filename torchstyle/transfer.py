@@ -3,9 +3,10 @@
 Owns the device choice (CUDA, then MPS, then CPU), numeric precision (TF32 or bf16 autocast on
 CUDA), the initial image, the memory check, one *evaluation* (forward + backward through the
 cut VGG) and the L-BFGS / Adam loop with its per-step callback; on CUDA each whole step
-(evaluation and optimizer update) is replayed from one CUDA graph. One step is one evaluation: L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes
-``torch.optim.LBFGS``'s steps with ``max_iter=1`` and no line search, so its history carries over
-from step to step, and never waits for the GPU.
+(evaluation and optimizer update) is replayed from one CUDA graph. One step is one evaluation:
+L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes ``torch.optim.LBFGS``'s steps with
+``max_iter=1`` and no line search, so its history carries over from step to step, and never
+waits for the GPU.
 
 Valid pixel range: the loss is evaluated at ``clamp(image, 0, 1)`` and that clamped image is what
 callbacks and the caller get. Clamping inside the function keeps L-BFGS's curvature pairs

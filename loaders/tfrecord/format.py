@@ -23,7 +23,7 @@ from loaders.errors import DataLossError, InvalidArgumentError
 
 try:  # the C framing loop, built by `pip install .` / `pip install -e .` where there is a compiler
     from loaders.tfrecord import _framing
-except ImportError:  # pure Python: the same records and errors, about 2.5x slower framing
+except ImportError:  # pure Python: the same records and errors, framing about 2x slower
     _framing = None
 
 PathLike = Union[str, "os.PathLike[str]"]
