@@ -1,8 +1,8 @@
 /* The TFRecord framing loop in C: loaders.tfrecord.format's fast path for uncompressed files.
  *
- * frame(buffer, pos, end, limit, crc, base) walks the records that start at pos, pos + ...,
- * before limit and end by end, and returns (offsets, records, pos): the stream offsets (base +
- * position in buffer) and data (bytes) of the good records and where it stopped. With crc (a CRC32C function, crc32c.crc32c) both
+ * frame(buffer, end, crc, base) walks the records from the start of buffer that end by end, and
+ * returns (offsets, records, pos): the stream offsets (base + position in buffer) and data
+ * (bytes) of the good records and where it stopped. With crc (a CRC32C function, crc32c.crc32c) both
  * masked CRCs are checked: the length's here, by table, the data's by crc, which is faster than
  * any loop written here; crc=None checks neither. It stops early, without raising, at anything
  * that is not a good whole record (a bad CRC, a length past end, a partial record): the Python
@@ -53,14 +53,14 @@ static int data_ok(PyObject *crc, PyObject *record, uint32_t stored)
 static PyObject *frame(PyObject *self, PyObject *args)
 {
     Py_buffer view;
-    Py_ssize_t pos, end, limit;
+    Py_ssize_t pos = 0, end;
     long long base;
     PyObject *crc;
-    if (!PyArg_ParseTuple(args, "y*nnnOL", &view, &pos, &end, &limit, &crc, &base))
+    if (!PyArg_ParseTuple(args, "y*nOL", &view, &end, &crc, &base))
         return NULL;
-    if (pos < 0 || end > view.len || limit > end) {
+    if (end < 0 || end > view.len) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "frame: need 0 <= pos and limit <= end <= len(buffer)");
+        PyErr_SetString(PyExc_ValueError, "frame: need 0 <= end <= len(buffer)");
         return NULL;
     }
     int verify = crc != Py_None;
@@ -68,13 +68,13 @@ static PyObject *frame(PyObject *self, PyObject *args)
     PyObject *offsets = PyList_New(0), *records = PyList_New(0);
     if (offsets == NULL || records == NULL)
         goto fail;
-    while (pos < limit && end - pos >= HEADER_SIZE) {
+    while (end - pos >= HEADER_SIZE) {
         const unsigned char *head = buf + pos;
         uint64_t length = 0;
         for (int i = 7; i >= 0; i--)
             length = (length << 8) | head[i];
-        if ((verify && !length_ok(head)) || length > (uint64_t)(end - pos - HEADER_SIZE - FOOTER_SIZE) ||
-            end - pos < HEADER_SIZE + FOOTER_SIZE)
+        if ((verify && !length_ok(head)) || end - pos < HEADER_SIZE + FOOTER_SIZE ||
+            length > (uint64_t)(end - pos - HEADER_SIZE - FOOTER_SIZE))
             break;
         const unsigned char *data = head + HEADER_SIZE;
         PyObject *record = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)length);
@@ -102,8 +102,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"frame", frame, METH_VARARGS,
-     "frame(buffer, pos, end, limit, crc, base) -> (offsets, records, pos): the good whole records "
-     "starting before limit; stops at the first thing that is not one."},
+     "frame(buffer, end, crc, base) -> (offsets, records, pos): the good whole records in "
+     "buffer[:end]; stops at the first thing that is not one."},
     {NULL, NULL, 0, NULL},
 };
 

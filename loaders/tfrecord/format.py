@@ -252,7 +252,7 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
             return
         end, pos = have + got, 0
         if _framing is not None:  # the good whole records in C; from where it stops, the loop below
-            framed, data, pos = _framing.frame(buf, 0, end, end, crc32c.crc32c if verify else None, base)
+            framed, data, pos = _framing.frame(buf, end, crc32c.crc32c if verify else None, base)
             yield from zip(framed, data)
         offsets: list[int] = []
         records: list[bytes] = []
