@@ -101,3 +101,49 @@ def test_failed_download_prints_what_to_do(files, capsys, monkeypatch):
     err = _fails(capsys, args)
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in err
     assert str(files / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in err and "--weights" in err
+
+
+def _usage_error(capsys, argv) -> str:
+    """Run the CLI expecting a bad argument: exit 2, one line on stderr, no traceback."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("torchstyle: error: "), err
+    return err
+
+
+def test_files_that_are_not_checkpoints_are_one_line_errors(files, capsys):
+    (files / "text.pth").write_text("hello world, not a checkpoint\n" * 5)
+    (files / "pickle.pth").write_bytes(b"\x80\x02}q\x00garbage" * 10)
+    for name in ("text.pth", "pickle.pth"):
+        line = _fails(capsys, _args(files, "--weights", str(files / name)))
+        assert f"{name} is not a PyTorch state_dict file" in line
+
+
+def test_unknown_device_is_refused_by_name(files, capsys):
+    assert "unknown device 'tpu9'" in _fails(capsys, _args(files, "--device", "tpu9"))
+
+
+def test_bad_numbers_are_refused_before_any_work(files, capsys):
+    assert "--steps: must be at least 0, got -5" in _usage_error(capsys, _args(files, "--steps", "-5"))
+    assert "--size: must be at least 0, got -3" in _usage_error(capsys, _args(files, "--size", "-3"))
+    assert "--size: expected a whole number" in _usage_error(capsys, _args(files, "--size", "big"))
+    assert "--save-every" in _usage_error(capsys, _args(files, "--save-every", "-1"))
+    assert "--lbfgs-history" in _usage_error(capsys, _args(files, "--lbfgs-history", "0"))
+    assert not (files / "out.png").exists()
+
+
+def test_size_zero_keeps_the_content_size_and_tiny_sizes_are_stretched(files):
+    assert main(_args(files, "--size", "0", "--steps", "1", "--quiet")) == 0
+    with Image.open(files / "out.png") as picture:
+        assert picture.size == (40, 30)
+    assert main(_args(files, "--size", "3", "--steps", "1", "--quiet")) == 0
+    with Image.open(files / "out.png") as picture:  # conv2_2 needs 2 pixels after one pooling
+        assert min(picture.size) >= 2
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder nobody can write")
+def test_unwritable_output_folder_is_named_before_optimizing(files, capsys):
+    line = _fails(capsys, _args(files, "--steps", "1000000", output="/proc/out.png"))
+    assert "output folder /proc is not writable" in line and ".tmp" not in line

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Union
@@ -134,6 +135,10 @@ def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path
     folder = output.parent
     if not folder.is_dir():
         raise ImageError(f"output folder {folder} does not exist; create it first")
+    try:  # the real test of writability (os.access says yes to root on read-only mounts)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ImageError(f"output folder {folder} is not writable ({exc.strerror})") from None
     for source in inputs:
         if Path(source).resolve() == output.resolve():
             raise ImageError(f"output {output} is also an input image; choose another name")

@@ -2,8 +2,9 @@
 
 Also installed as the console script ``torchstyle``. A tqdm bar shows the losses; the output
 (and every ``--save-every`` snapshot, named ``<stem>_<step><ext>``) is written atomically.
-User errors (missing or damaged files, a missing output folder, an output that is an input,
-an image too large for memory, weights that cannot be found) print one line and exit 1.
+User errors (missing or damaged files, a missing or unwritable output folder, an output that is
+an input, an image too large for memory, weights that cannot be found or read, an unknown
+device) print one line and exit 1, before any optimization; bad arguments one line and exit 2.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import NoReturn, Optional, Union
 
 from . import StyleTransfer
 from .images import ImageError, check_output_path, load_image, save_image
@@ -44,16 +45,38 @@ def _layer_weights(text: str) -> Union[str, list[float]]:
     return text if text in ("equal", "deeper") else _numbers(text)
 
 
+def _count(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``torchstyle`` (defaults match :class:`torchstyle.StyleTransfer`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="torchstyle", description="Neural style transfer (Gatys et al.) on a frozen VGG-19.")
     parser.add_argument("content", help="the content image")
     parser.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
     parser.add_argument("-o", "--output", default="out.png",
                         help="output image; its folder must exist (default: out.png)")
-    parser.add_argument("--size", type=int, default=512, help="long edge in pixels (default: 512)")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps (default: 300)")
+    parser.add_argument("--size", type=_count(0), default=512,
+                        help="long edge in pixels; 0 keeps the content's size; a side under 16 px "
+                             "(what VGG-19's deepest layers need) is stretched to it (default: 512)")
+    parser.add_argument("--steps", type=_count(0), default=300, help="optimizer steps (default: 300)")
     parser.add_argument("--content-weight", type=float, default=1.0, help="(default: %(default)g)")
     parser.add_argument("--style-weight", type=float, default=1e6, help="(default: %(default)g)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
@@ -66,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="(default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="step size (default: 1 for L-BFGS, 0.02 for Adam)")
-    parser.add_argument("--lbfgs-history", type=int, default=LBFGS_HISTORY,
+    parser.add_argument("--lbfgs-history", type=_count(1), default=LBFGS_HISTORY,
                         help="L-BFGS memory length; each entry holds two image-sized vectors "
                              "(default: %(default)s)")
     parser.add_argument("--style-layers", type=_names, default=",".join(DEFAULT_STYLE_LAYERS),
@@ -94,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a local VGG-19 state_dict (default: torchvision's IMAGENET1K_V1, "
                              "downloaded once into the torch hub cache)")
     parser.add_argument("--seed", type=int, default=None, help="seed for noise initialization")
-    parser.add_argument("--save-every", type=int, default=0, metavar="N",
+    parser.add_argument("--save-every", type=_count(0), default=0, metavar="N",
                         help="also save the image every N steps as <output stem>_<step><ext>")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     return parser
@@ -110,8 +133,6 @@ def _snapshot_saver(output: Path, every: int):
 
 def _run(args: argparse.Namespace) -> int:
     """Check every path, load the images and the network, stylize, write the output."""
-    if args.save_every < 0:
-        raise ValueError(f"--save-every must be >= 0, got {args.save_every}")
     output = check_output_path(args.output, [args.content, *args.styles])
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]

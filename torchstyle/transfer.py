@@ -65,7 +65,10 @@ def select_device(device: Union[str, torch.device, None] = None) -> torch.device
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA is not available on this machine; use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():

@@ -95,8 +95,9 @@ def _read_file(path: Path) -> Mapping[str, torch.Tensor]:
         raise WeightsError(f"weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise WeightsError(f"{path} is not a PyTorch state_dict file ({exc})") from exc
+    except Exception as exc:  # torch's unpickler raises anything (KeyError, IndexError...) on garbage
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a PyTorch state_dict file ({reason})") from exc
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path} holds a {type(state).__name__}, expected a VGG-19 state_dict")
     return state
