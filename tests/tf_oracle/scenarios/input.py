@@ -783,6 +783,24 @@ class BatchTest_testShapesNotFullyDefined(Scenario):
         rec.run(lambda: lo.batch(lambda: [[1, 2]], batch_size=2, shapes=[[None]]) and None)
 
 
+class BatchTest_testShapeMismatchAtRunTime(Scenario):
+    """An example whose shape is not the declared one: InvalidArgumentError when the runner
+    enqueues it, reported to the coordinator; the consumer sees the input end."""
+
+    def tf(self, tf, rec):
+        values = tf.placeholder_with_default(tf.constant([1, 2, 3]), shape=[None])
+        batched = tf.train.batch([values], batch_size=2, shapes=[[2]])
+        _, coord, threads = tf_start(tf)
+        rec.run(batched)
+        rec.run(lambda: stop(coord, threads))
+
+    def lo(self, lo, rec):
+        batched = lo.batch(lambda: [[1, 2, 3]], batch_size=2, shapes=[[2]])
+        coord, threads = lo_start(lo)
+        rec.run(batched)
+        rec.run(lambda: stop(coord, threads))
+
+
 class BatchTest_testDynamicPadNumbers(Scenario):
     """Numbers padded with 0; the first example is an empty list (int32 only from the second)."""
 
