@@ -243,8 +243,8 @@ class QueueRunner:
     def __init__(self, queue: Any, enqueue_ops: Sequence[Callable[[], Any]],
                  queue_closed_exception_types: Optional[Sequence[type]] = None,
                  use_processes: bool = False, start_method: Optional[str] = None) -> None:
-        if not enqueue_ops or not all(callable(op) for op in enqueue_ops):
-            raise ValueError("enqueue_ops must be a non-empty list of callables")
+        if not enqueue_ops:  # as TF, an op that is not callable fails when its thread runs it
+            raise ValueError("Must provide queue and enqueue_ops: a non-empty list of callables")
         self.queue = queue
         self.enqueue_ops = list(enqueue_ops)
         self.use_processes = use_processes
@@ -280,6 +280,7 @@ class QueueRunner:
             if self._runs > 0:
                 return []
             self._runs = len(self.enqueue_ops)
+            self._exceptions_raised = []
         self._coord = coord
         if coord is not None:
             coord._on_stop(self._cancel)
@@ -323,8 +324,7 @@ class QueueRunner:
         else:
             logger.error("Exception in QueueRunner %s: %s", self.name, ex)
             with self._lock:
-                self._exceptions_raised.append(ex)
-        self._cancel()
+                self._exceptions_raised.append(ex)  # as TF, the queue stays open: no coordinator closes it
 
     def _op_ended(self, closed: bool) -> None:
         with self._lock:

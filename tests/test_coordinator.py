@@ -212,7 +212,8 @@ def test_runner_without_coordinator_keeps_exceptions():
     qr = QueueRunner(queue, [Failing("no coord")])
     threads = qr.create_threads(start=True, daemon=True)
     threads[0].join(5)
-    assert [str(e) for e in qr.exceptions_raised] == ["no coord"] and queue.is_closed()
+    assert [str(e) for e in qr.exceptions_raised] == ["no coord"]
+    assert not queue.is_closed()  # as TF: without a coordinator nothing closes the queue
 
 
 def test_start_queue_runners_starts_the_collection_once():
@@ -326,3 +327,24 @@ def test_join_raises_for_a_process_that_exits_without_reporting():
     process.start()
     with pytest.raises(UnknownError, match=r"process crasher \(pid \d+\) exited with code 1"):
         coord.join([process], stop_grace_period_secs=5)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # re-raised in the thread, as TF1
+def test_exceptions_raised_starts_afresh_with_each_create_threads():
+    queue = FIFOQueue(1, torch.int64, shapes=[])
+    qr = QueueRunner(queue, [Failing("again")])
+    for _ in range(2):
+        threads = qr.create_threads(start=True, daemon=True)
+        threads[0].join(5)
+        assert [str(e) for e in qr.exceptions_raised] == ["again"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_enqueue_op_that_is_not_callable_fails_when_its_thread_runs_it():
+    queue = FIFOQueue(1, torch.int64, shapes=[])
+    qr = QueueRunner(queue, [None])  # e.g. queue.enqueue(x) called instead of passed
+    threads = qr.create_threads(start=True, daemon=True)
+    threads[0].join(5)
+    assert [type(e) for e in qr.exceptions_raised] == [TypeError]
+    with pytest.raises(ValueError, match="Must provide"):
+        QueueRunner(queue, [])

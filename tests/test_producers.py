@@ -210,3 +210,147 @@ def test_error_in_an_example_op_reaches_coordinator_join(tmp_path):
             batch()
         except (OutOfRangeError, loaders.CancelledError):
             coord.join(threads, stop_grace_period_secs=10)
+
+
+# -- what TensorFlow showed (tests/tf_oracle/scenarios/input.py) ----------------------------
+
+
+def test_python_ints_are_int32_as_in_tensorflow(coord):
+    rows = loaders.input_producer([[1, 2], [3, 4]], num_epochs=1, shuffle=False)
+    big = loaders.input_producer([2**40, 1], num_epochs=1, shuffle=False)
+    floats = loaders.input_producer([0.5, 1.5], num_epochs=1, shuffle=False)
+    slices = loaders.slice_input_producer([[2, 3, 5], [b"a", b"b", b"c"]], num_epochs=1, shuffle=False)
+    coord()
+    assert rows.dequeue().dtype == torch.int32 and big.dequeue().dtype == torch.int64
+    assert floats.dequeue().dtype == torch.float32
+    number, label = slices()
+    assert number.dtype == torch.int32 and int(number) == 2 and label == b"a"
+
+
+def test_slice_input_producer_fails_only_at_an_index_the_shorter_tensor_lacks(coord):
+    slices = loaders.slice_input_producer([[1, 2, 3], [10, 20]], shuffle=False)
+    coord()
+    assert [int(x) for x in slices()] == [1, 10] and [int(x) for x in slices()] == [2, 20]
+    with pytest.raises(loaders.InvalidArgumentError, match=r"indices = 2 is not in \[0, 2\)"):
+        slices()
+    assert [int(x) for x in slices()] == [1, 10]  # the next epoch goes on, as in TF
+
+
+def test_empty_input_ends_after_its_epochs_or_is_refused_without_them(coord):
+    queue = loaders.input_producer([], num_epochs=2)
+    coord()
+    with pytest.raises(OutOfRangeError):
+        queue.dequeue(timeout=10)
+    with pytest.raises(ValueError, match="would never get an element"):
+        loaders.range_input_producer(0)
+
+
+def test_batch_does_not_call_the_op_before_the_runners_start(coord):
+    calls = []
+    batch = loaders.batch(lambda: calls.append(1) or [len(calls)], batch_size=2)
+    with pytest.raises(loaders.DeadlineExceededError):
+        batch(timeout=0.05)
+    assert calls == []
+    coord()
+    assert batch(timeout=10).tolist() == [1, 2]
+
+
+def test_outer_batch_built_before_the_runners_start_does_not_hang(coord):
+    """TF1's order: inner batch, outer batch(inner, enqueue_many=True), then start_queue_runners."""
+    inner = loaders.batch(counter(30), batch_size=2)
+    outer = loaders.batch(inner, batch_size=10, enqueue_many=True)
+    coord()
+    labels = [labels.tolist() for _, labels in outer]
+    assert labels == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
+
+
+def test_batch_of_a_queue_whose_runner_is_not_started_yet(coord):
+    """TF1's FIFOQueue + QueueRunner + batch([queue.dequeue()]), then start_queue_runners."""
+    queue = loaders.FIFOQueue(4, torch.int64, shapes=[])
+    numbers = iter(range(6))
+
+    def enqueue():
+        for number in numbers:
+            return queue.enqueue(number)
+        raise OutOfRangeError("done")
+
+    loaders.add_queue_runner(loaders.QueueRunner(queue, [enqueue]))
+    batch = loaders.batch(lambda: [queue.dequeue()], batch_size=3)
+    coord()
+    assert [b.tolist() for b in batch] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_dynamic_pad_pads_strings_with_empty_bytes_even_when_the_first_list_is_empty(coord):
+    lengths = iter([0, 2, 1])
+
+    def example():
+        for length in lengths:
+            return [length, [b"ab"] * length]
+        raise OutOfRangeError("done")
+
+    batch = loaders.batch(example, batch_size=3, dynamic_pad=True)
+    coord()
+    lengths_out, strings = batch(timeout=10)
+    assert lengths_out.dtype == torch.int32
+    assert strings == [[b"", b""], [b"ab", b"ab"], [b"ab", b""]]
+
+
+def test_examples_that_never_show_a_dtype_are_batched_as_float32_at_the_end(coord):
+    examples = iter([[1, []], [2, []]])
+
+    def example():
+        for values in examples:
+            return values
+        raise OutOfRangeError("done")
+
+    batch = loaders.batch(example, batch_size=2, dynamic_pad=True)
+    coord()
+    numbers, empty = batch(timeout=10)
+    assert numbers.tolist() == [1, 2] and empty.dtype == torch.float32 and empty.shape == (2, 0)
+
+
+def test_an_op_failing_before_its_first_example_ends_the_batch_and_reaches_join():
+    def example():
+        raise ValueError("bad first record")
+
+    batch = loaders.batch(example, batch_size=2)
+    coordinator = loaders.Coordinator()
+    threads = loaders.start_queue_runners(coord=coordinator)
+    with pytest.raises(OutOfRangeError):
+        batch(timeout=10)
+    with pytest.raises(ValueError, match="bad first record"):
+        coordinator.join(threads, stop_grace_period_secs=10)
+
+
+def test_batch_checks_what_it_can_when_built():
+    with pytest.raises(ValueError, match="fully defined"):
+        loaders.batch(lambda: [[1, 2]], batch_size=2, shapes=[[None]])
+    with pytest.raises(ValueError, match="batch_size"):
+        loaders.batch(lambda: [1], batch_size=-1)
+    with pytest.raises(ValueError, match="at least one set"):
+        loaders.batch_join([], batch_size=2)
+    with pytest.raises(ValueError, match="Must provide"):
+        loaders.batch(lambda: [1], batch_size=2, num_threads=0)
+
+
+def test_python_and_numpy_values_batch_with_tensorflows_dtypes(coord):
+    import numpy as np
+
+    batch = loaders.batch(lambda: [1, 2.5, True, "s", [1, 2], np.float64(0.5), np.array([b"x"])], batch_size=2)
+    coord()
+    ints, floats, bools, strings, pairs, doubles, byte_rows = batch(timeout=10)
+    assert (ints.dtype, floats.dtype, bools.dtype, pairs.dtype, doubles.dtype) == (
+        torch.int32, torch.float32, torch.bool, torch.int32, torch.float64)
+    assert strings == [b"s", b"s"] and pairs.shape == (2, 2) and byte_rows == [[b"x"], [b"x"]]
+
+
+def test_a_batch_closed_before_its_first_example(coord):
+    batch = loaders.batch(lambda: [1], batch_size=2)
+    batch.queue.close()
+    with pytest.raises(OutOfRangeError):
+        batch(timeout=10)
+    with pytest.raises(loaders.CancelledError):  # as TF: a second close without cancel
+        batch.queue.close()
+    batch.queue.close(cancel_pending_enqueues=True)
+    coord()  # its runner finds the queue closed and ends quietly (the fixture's join would raise otherwise)
+    assert batch.queue.is_closed() and batch.queue.size() == 0
