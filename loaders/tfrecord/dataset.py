@@ -2,10 +2,10 @@
 
 ``TFRecordDataset`` is an ``IterableDataset`` that splits the work with
 :func:`loaders.sharding.current_shard` so that, over all DataLoader workers and
-``torch.distributed`` ranks, every record is read exactly once per epoch: whole files round
-robin when there are at least as many files as readers; otherwise every reader reads its own
-contiguous share of each file's records, found in the file's index (``FILE.tfindex``), so no
-byte is read twice. A file without an index (or a compressed one) cannot be entered in the
+``torch.distributed`` ranks, every record is read exactly once per epoch under every DataLoader
+start method (fork, spawn, forkserver): whole files round robin when there are at least as many
+files as readers; otherwise every reader reads its own contiguous share of each file's records,
+found in the file's index (``FILE.tfindex``), so no byte is read twice. A file without an index (or a compressed one) cannot be entered in the
 middle: each reader then scans it and keeps every ``count``-th record.
 ``IndexedTFRecordDataset`` is map-style: ``len()`` and random access through index files
 (created when missing).
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import Paths, expand_paths
-from loaders.sharding import Shard, current_shard, split
+from loaders.sharding import RankCarrier, Shard, current_shard, split
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
 from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
 from loaders.tfrecord.index import create_index, index_path, read_index
@@ -113,6 +113,7 @@ class TFRecordDataset(IterableDataset):
         self.cycle_length = cycle_length
         self.epoch = 0
         self._decode = _Decode(features, raw, transform)
+        self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
