@@ -24,7 +24,7 @@ from .csv_parse import (
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
 from .files import expand_paths
-from .sharding import current_shard, split
+from .sharding import RankCarrier, current_shard, split
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class CSVDataset(IterableDataset):
         self.on_bad_row, self.chunk_bytes = on_bad_row, chunk_bytes
         self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         self.bad_rows = 0
+        self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
         delim = field_delim.encode("utf-8")
         self._header_line, sample = self._head(self.files[0], infer_rows)
         rows = [split_fields(line, delim, use_quote_delim) for line in sample if line]

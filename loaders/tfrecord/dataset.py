@@ -2,13 +2,13 @@
 
 ``TFRecordDataset`` is an ``IterableDataset`` that splits the work with
 :func:`loaders.sharding.current_shard` so that, over all DataLoader workers and
-``torch.distributed`` ranks, every record is read exactly once per epoch: whole files round
-robin when there are at least as many files as readers; otherwise every reader reads its own
-contiguous share of each file's records, found in the file's index (``FILE.tfindex``), so no
-byte is read twice. A file without an index (or a compressed one) cannot be entered in the
+``torch.distributed`` ranks, every record is read exactly once per epoch under every DataLoader
+start method (fork, spawn, forkserver): whole files round robin when there are at least as many
+files as readers; otherwise every reader reads its own contiguous share of each file's records,
+found in the file's index (``FILE.tfindex``), so no byte is read twice. A file without an index (or a compressed one) cannot be entered in the
 middle: each reader then scans it and keeps every ``count``-th record.
 ``IndexedTFRecordDataset`` is map-style: ``len()`` and random access through index files
-(created when missing).
+(created when missing), through files each process opens for itself.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import Paths, expand_paths
-from loaders.sharding import Shard, current_shard, split
+from loaders.sharding import RankCarrier, Shard, current_shard, split
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
 from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
 from loaders.tfrecord.index import create_index, index_path, read_index
@@ -113,6 +113,7 @@ class TFRecordDataset(IterableDataset):
         self.cycle_length = cycle_length
         self.epoch = 0
         self._decode = _Decode(features, raw, transform)
+        self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
@@ -202,7 +203,9 @@ def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iter
 class IndexedTFRecordDataset(Dataset):
     """Map-style access to the records of uncompressed TFRecord files through their index files
     (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and
-    ``ds[i]``, decoded like :class:`TFRecordDataset`."""
+    ``ds[i]``, decoded like :class:`TFRecordDataset`. Each process reads through files it opened
+    itself, also a DataLoader worker forked after the parent read records; split the records over
+    ``torch.distributed`` ranks with ``DistributedSampler``."""
 
     def __init__(
         self,
@@ -228,7 +231,8 @@ class IndexedTFRecordDataset(Dataset):
         self._starts = [0]
         for table in self._tables:
             self._starts.append(self._starts[-1] + len(table))
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int, Any] = {}  # open files by file number, of process self._pid
+        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -241,10 +245,7 @@ class IndexedTFRecordDataset(Dataset):
         number = bisect.bisect_right(self._starts, item) - 1
         offset, length = (int(v) for v in self._tables[number][item - self._starts[number]])
         name = self.files[number]
-        handle = self._handles.get(number)
-        if handle is None:
-            handle = self._handles[number] = open(name, "rb")
-        data = read_record_at(handle, name, offset, self.verify)
+        data = read_record_at(self._file(number), name, offset, self.verify)
         if len(data) + HEADER_SIZE + FOOTER_SIZE != length:
             raise DataLossError(
                 f"{name}: record at byte offset {offset}: expected {length} bytes as its index says, found "
@@ -252,14 +253,30 @@ class IndexedTFRecordDataset(Dataset):
             )
         return self._decode(name, offset, data)
 
+    def _file(self, number: int) -> Any:
+        """File ``number``, open in this process: a process forked after the parent read records
+        must not share the parent's handles (a file position shared by processes moves under them)."""
+        if self._pid != os.getpid():
+            self._close()
+            self._pid = os.getpid()
+        handle = self._handles.get(number)
+        if handle is None:
+            handle = self._handles[number] = open(self.files[number], "rb")
+        return handle
+
+    def _close(self) -> None:
+        """Close this process's copies of the open files (the parent's stay open)."""
+        handles, self._handles = getattr(self, "_handles", {}), {}
+        for handle in handles.values():
+            handle.close()
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_handles"] = {}  # open files stay with their process
         return state
 
     def __del__(self) -> None:
-        for handle in getattr(self, "_handles", {}).values():
-            handle.close()
+        self._close()
 
 
 __all__ = ["IndexedTFRecordDataset", "TFRecordDataset", "shuffled"]
