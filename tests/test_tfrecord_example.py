@@ -115,7 +115,7 @@ def test_tensorflow_checks_on_types_and_counts():
         parse_single_example(record, {"ints": FixedLenFeature([3], torch.float32)})
     with pytest.raises(InvalidArgumentError, match="expected 2 values for shape \\(2,\\), found 3"):
         parse_single_example(record, {"ints": FixedLenFeature([2], torch.int64)})
-    with pytest.raises(InvalidArgumentError, match="unsupported dtype float64"):
+    with pytest.raises(TypeError, match="unsupported dtype float64"):  # TF raises TypeError too
         parse_single_example(record, {"floats": FixedLenFeature([1], torch.float64)})
     with pytest.raises(InvalidArgumentError, match="requires allow_missing=True"):
         parse_single_example(record, {"ints": FixedLenSequenceFeature([], torch.int64)})
