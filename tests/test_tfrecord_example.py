@@ -174,6 +174,16 @@ def test_ten_byte_varints_keep_their_low_64_bits_like_protobuf():
         parse_single_example(example_with("x", int64_list(b"\xff" * 10 + b"\x01")), {"x": VarLenFeature(torch.int64)})
 
 
+def test_a_float_run_of_partial_floats_is_read_in_whole_floats_on_every_path():
+    run = b"\x0a\x05" + b"\x00\x00\x80\x3f\x01"  # 5 bytes: TF reads one float and ignores the rest
+    record = example_with("x", b"\x12" + bytes([len(run)]) + run)
+    for spec in (FixedLenFeature([1], torch.float32), VarLenFeature(torch.float32)):
+        decoder = ExampleDecoder({"x": spec})
+        for _ in range(3):  # the full path, then learned layouts
+            assert decoder(record)["x"].tolist() == [1.0]
+            assert [row.tolist() for row in decoder.batch([record] * 2)["x"]] == [[1.0], [1.0]]
+
+
 def test_damaged_records_raise_only_invalid_argument_errors():
     import random
 
