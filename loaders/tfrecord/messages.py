@@ -98,9 +98,6 @@ def _canonical_steps(buf: Any, pos: int, end: int) -> list[Located]:
     return steps
 
 
-
-
-
 # ---------------------------------------------------------------------------- TensorFlow's rules
 
 

@@ -135,7 +135,6 @@ class Stream:
             raise WireError(self.pos)
 
 
-
 def _malformed(kind: int, offset: int) -> InvalidArgumentError:
     return InvalidArgumentError(f"could not parse a serialized {_LIST_NAMES[kind]}: malformed value at byte {offset}")
 
@@ -230,7 +229,7 @@ def _rule_values(kind: int, s: Stream) -> Values:
             raise WireError(s.limit)
         return np.frombuffer(buf, _FLOAT, count, s.pos).astype(np.float32)
     tag = 0x08 if kind == 3 else 0x0D
-    values: list = []
+    values: list = []  # int64 values, or the bits of float32 ones (kept exact, NaN payloads too)
     while not s.at_end():
         if not s.expect(tag):
             raise WireError(s.pos)
@@ -239,7 +238,7 @@ def _rule_values(kind: int, s: Stream) -> Values:
         else:
             if s.pos + 4 > s.limit:
                 raise WireError(s.limit)
-            values.append(struct.unpack_from("<f", buf, s.pos)[0])
+            values.append(struct.unpack_from("<I", buf, s.pos)[0])
             s.pos += 4
-    return np.array(values, np.int64 if kind == 3 else np.float32)
+    return np.array(values, np.int64) if kind == 3 else np.array(values, np.uint32).view(np.float32)
 
