@@ -32,6 +32,19 @@ LECTURE = {
 }
 
 
+def example_with(key: str, feature: bytes) -> bytes:
+    """An Example holding one feature given as raw ``Feature`` bytes."""
+    entry = b"\x0a" + bytes([len(key)]) + key.encode() + b"\x12" + bytes([len(feature)]) + feature
+    body = b"\x0a" + bytes([len(entry)]) + entry
+    return b"\x0a" + bytes([len(body)]) + body
+
+
+def int64_list(payload: bytes) -> bytes:
+    """A Feature whose Int64List holds one packed run of these bytes."""
+    run = b"\x0a" + bytes([len(payload)]) + payload
+    return b"\x1a" + bytes([len(run)]) + run
+
+
 def test_parses_tensorflow_bytes_with_the_lecture_description():
     parsed = parse_single_example(TF_EXAMPLE, LECTURE)
     assert parsed["label"].dtype == torch.int64 and parsed["label"].shape == () and parsed["label"].item() == 7
@@ -115,7 +128,7 @@ def test_tensorflow_checks_on_types_and_counts():
         parse_single_example(record, {"ints": FixedLenFeature([3], torch.float32)})
     with pytest.raises(InvalidArgumentError, match="expected 2 values for shape \\(2,\\), found 3"):
         parse_single_example(record, {"ints": FixedLenFeature([2], torch.int64)})
-    with pytest.raises(InvalidArgumentError, match="unsupported dtype float64"):
+    with pytest.raises(TypeError, match="unsupported dtype float64"):  # TF raises TypeError too
         parse_single_example(record, {"floats": FixedLenFeature([1], torch.float64)})
     with pytest.raises(InvalidArgumentError, match="requires allow_missing=True"):
         parse_single_example(record, {"ints": FixedLenSequenceFeature([], torch.int64)})
@@ -134,7 +147,7 @@ def test_malformed_bytes_raise_invalid_argument():
             parse_single_example(bad, LECTURE)
 
 
-def test_non_canonical_encodings_decode_like_protobuf():
+def test_non_canonical_encodings_decode_as_tensorflow_reads_them():
     from loaders.tfrecord import protos
 
     example = protos.Example()
@@ -144,8 +157,87 @@ def test_non_canonical_encodings_decode_like_protobuf():
                                                    b"\x0d\x00\x00\x80\x3f\x0d\x00\x00\x00\x40")
     assert unpacked != example.SerializeToString()
     assert parse_single_example(unpacked, {"x": FixedLenFeature([2], torch.float32)})["x"].tolist() == [1.0, 2.0]
-    merged = encode_example({"a": 1}) + encode_example({"b": [2.5]})  # protobuf merges concatenated messages
+    merged = encode_example({"a": 1}) + encode_example({"b": [2.5]})  # TF merges concatenated messages
     assert set(parse_single_example(merged)) == {"a", "b"}
+    two_runs = example_with("x", b"\x1a\x06\x0a\x01\x01\x0a\x01\x02")  # TF reads the first packed run only
+    assert parse_single_example(two_runs, {"x": VarLenFeature(torch.int64)})["x"].tolist() == [1]
+
+
+def test_ten_byte_varints_keep_their_low_64_bits_like_protobuf():
+    high = b"\xff" * 9 + b"\x7f"  # bits above bit 63 set: protobuf (and TF) read -1
+    decoder = ExampleDecoder({"x": FixedLenFeature([], torch.int64)})
+    for _ in range(3):  # the full path, then the learned layout
+        assert decoder(example_with("x", int64_list(high)))["x"].item() == -1
+    many = parse_single_example(example_with("x", int64_list(high * 2 + b"\x05")), {"x": VarLenFeature(torch.int64)})
+    assert many["x"].tolist() == [-1, -1, 5]  # over 16 bytes: the vectorized decoder
+    with pytest.raises(InvalidArgumentError, match="could not parse a serialized Int64List"):
+        parse_single_example(example_with("x", int64_list(b"\xff" * 10 + b"\x01")), {"x": VarLenFeature(torch.int64)})
+
+
+def test_a_float_run_of_partial_floats_is_read_in_whole_floats_on_every_path():
+    run = b"\x0a\x05" + b"\x00\x00\x80\x3f\x01"  # 5 bytes: TF reads one float and ignores the rest
+    record = example_with("x", b"\x12" + bytes([len(run)]) + run)
+    for spec in (FixedLenFeature([1], torch.float32), VarLenFeature(torch.float32)):
+        decoder = ExampleDecoder({"x": spec})
+        for _ in range(3):  # the full path, then learned layouts
+            assert decoder(record)["x"].tolist() == [1.0]
+            assert [row.tolist() for row in decoder.batch([record] * 2)["x"]] == [[1.0], [1.0]]
+
+
+def test_damaged_records_raise_only_invalid_argument_errors():
+    import random
+
+    rng = random.Random(11)
+    example = encode_example({"i": [1, -5, 2**40], "f": [0.5, 1.5], "s": [b"ab", b""], "e": []})
+    sequence = encode_sequence_example({"n": 3}, {"f": [[1.0], [2.0]], "t": [[1, 2], []], "w": [[b"x"]]})
+    features = {"i": VarLenFeature(torch.int64), "f": FixedLenFeature([2], torch.float32),
+                "s": VarLenFeature("string"), "e": FixedLenFeature([], torch.int64, default_value=0)}
+    lists = {"f": FixedLenSequenceFeature([1], torch.float32), "t": VarLenFeature(torch.int64), "w": VarLenFeature("string")}
+    parses = [
+        lambda r: parse_single_example(r, features), lambda r: parse_single_example(r),
+        lambda r: parse_example([r, r], features),
+        lambda r: parse_single_sequence_example(r, {"n": FixedLenFeature([], torch.int64)}, lists),
+        lambda r: parse_single_sequence_example(r),
+    ]
+    outcomes = []
+    for trial in range(1500):
+        record = bytearray(sequence if trial % 2 else example)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(record) + 1)
+            choice = rng.random()
+            if choice < 0.5 and at < len(record):
+                record[at] = rng.choice([0x00, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x1A, rng.randrange(256)])
+            elif choice < 0.8:
+                del record[at:]
+            else:
+                record[at:at] = b"\xff" * rng.randint(1, 11)
+        outcomes += [(bytes(record).hex(), _raised(lambda: parse(bytes(record)))) for parse in parses]
+    others = [(record, repr(exc)[:120]) for record, exc in outcomes
+              if exc is not None and not isinstance(exc, InvalidArgumentError)]  # no IndexError, OverflowError, ...
+    assert not others, others[:5]
+    failed = sum(exc is not None for _, exc in outcomes)
+    assert 0 < failed < len(outcomes)  # damage is caught, and read where TF's parser ignores it
+
+
+@pytest.mark.parametrize("feature", [
+    b"\x1a\x0c\x0a" + b"\xff" * 10 + b"\x01",  # a packed run whose length varint runs past 10 bytes
+    b"\x1a\x02\x0a\xff",  # ... or past the end of the record
+    b"\x12\x03\x0a\x80\x80",  # the same in a FloatList
+    b"\x0a\x03\x0a\x05ab",  # a bytes item longer than its list
+])
+def test_broken_lengths_inside_value_lists_raise_invalid_argument(feature):
+    kind = {0x0A: "string", 0x12: torch.float32, 0x1A: torch.int64}[feature[0]]
+    with pytest.raises(InvalidArgumentError, match="could not parse a serialized (Bytes|Float|Int64)List"):
+        parse_single_example(example_with("x", feature), {"x": VarLenFeature(kind)})
+
+
+def _raised(call):
+    """The exception ``call()`` raises, or None."""
+    try:
+        call()
+    except Exception as exc:  # every kind is collected: the test checks which kinds escape
+        return exc
+    return None
 
 
 def test_layouts_reused_across_records_stay_exact():
@@ -244,3 +336,77 @@ def test_encoding_errors_name_the_feature():
         encode_example({"mixed": [b"a", 1]})
     with pytest.raises(InvalidArgumentError, match="feature 'obj': cannot encode dict"):
         encode_example({"obj": {}})
+
+
+def test_tf1_spelling_reuses_one_decoder_and_its_layouts():
+    from loaders.tfrecord.example import decoder_for
+
+    def tf1():  # TF1 code builds its description afresh, with list shapes, on every call
+        return {"x": FixedLenFeature([], torch.int64), "y": FixedLenFeature([2], "float32", default_value=[1.0, 2.0]),
+                "s": VarLenFeature("string")}
+
+    decoder = decoder_for(tf1())
+    assert decoder_for(tf1()) is decoder
+    assert decoder_for({"x": FixedLenFeature((), "int64"), "y": FixedLenFeature((2,), torch.float32, (1.0, 2.0)),
+                        "s": VarLenFeature(bytes)}) is decoder  # the same description, spelled otherwise
+    assert decoder_for({**tf1(), "x": FixedLenFeature([1], torch.int64)}) is not decoder
+    record = encode_example({"x": 7, "s": [b"a"]})
+    for _ in range(3):
+        parsed = parse_single_example(record, tf1())
+    assert parsed["x"].item() == 7 and parsed["y"].tolist() == [1.0, 2.0] and parsed["s"] == [b"a"]
+    assert len(record) in decoder._layouts.by_length  # the second record was decoded by a learned layout
+
+
+def test_parse_example_pads_fixed_len_sequence_features_with_the_scalar_default():
+    records = [encode_example({"n": [1, 2, 3, 4], "w": ["a", "b"]}), encode_example({"n": [5, 6]}), encode_example({})]
+    batch = parse_example(records, {
+        "n": FixedLenSequenceFeature([2], torch.int64, allow_missing=True, default_value=-1),
+        "w": FixedLenSequenceFeature([], "string", allow_missing=True, default_value="pad"),
+        "f": FixedLenSequenceFeature([3], torch.float32, allow_missing=True),
+    })
+    assert batch["n"].tolist() == [[[1, 2], [3, 4]], [[5, 6], [-1, -1]], [[-1, -1], [-1, -1]]]
+    assert batch["w"] == [[b"a", b"b"], [b"pad", b"pad"], [b"pad", b"pad"]]
+    assert batch["f"].shape == (3, 0, 3) and batch["f"].dtype == torch.float32
+    with pytest.raises(InvalidArgumentError, match="FixedLenSequenceFeature pads with a scalar"):
+        parse_example(records, {"n": FixedLenSequenceFeature([2], torch.int64, allow_missing=True, default_value=[1, 2])})
+
+
+def test_only_described_features_are_read_and_a_batch_error_names_its_record():
+    bad_feature = b"\x28\x01"  # no value list of a known type
+    entries = b"".join(b"\x0a" + bytes([len(e)]) + e for e in [
+        b"\x0a\x04junk\x12\x02" + bad_feature, b"\x0a\x01x\x12\x05" + int64_list(b"\x07")])
+    record = b"\x0a" + bytes([len(entries)]) + entries
+    assert parse_single_example(record, {"x": FixedLenFeature([], torch.int64)})["x"].item() == 7
+    with pytest.raises(InvalidArgumentError, match=r"feature 'junk' \(int64\): data types don't match: found unknown"):
+        parse_single_example(record, {"junk": FixedLenFeature([], torch.int64)})
+    good = encode_example({"x": 1})
+    with pytest.raises(InvalidArgumentError, match=r"^record 2 \('third'\) of the batch: feature 'junk'"):
+        parse_example([good, good, record], {"junk": VarLenFeature(torch.int64)}, example_names=["a", "b", "third"])
+
+
+def test_a_sequence_context_feature_without_values_is_present_not_missing():
+    record = encode_sequence_example({"c": []}, {"f": [[1]]})  # the Feature of "c" has no value list
+    with pytest.raises(InvalidArgumentError, match=r"'c' \(int64\): expected 1 values for shape \(\), found 0"):
+        parse_single_sequence_example(record, {"c": FixedLenFeature([], torch.int64, default_value=5)})
+    context, lists = parse_single_sequence_example(record, {"c": VarLenFeature(torch.int64)})
+    assert context["c"].tolist() == [] and lists == {}  # TF: a side without a description is empty
+    assert parse_single_example(encode_example({"c": []}), {"c": FixedLenFeature([], torch.int64, default_value=5)})[
+        "c"].item() == 5  # in an Example the same Feature is missing
+
+
+def test_error_messages_quote_short_excerpts():
+    huge_key, huge_name = "k" * 10**6, "n" * 10**6
+    failures = [
+        lambda: parse_single_example(encode_example({"a": 1}), {huge_key: FixedLenFeature([], torch.int64)}),
+        lambda: parse_single_example(b"", {"a": FixedLenFeature([], torch.int64)}, example_names=huge_name),
+        lambda: parse_single_example(b"", {"a": [0] * 10**6}),
+        lambda: parse_example([b"", b""], {"a": FixedLenFeature([], torch.int64)}, example_names=[huge_name] * 2),
+        lambda: encode_example({b"\x00" * 10**6: 1}),
+        lambda: encode_example({huge_key: [b"a", 1]}),
+        lambda: encode_example({"big": 10**4000}),
+        lambda: encode_example({huge_key: 2**63}),
+    ]
+    for failure in failures:
+        with pytest.raises(InvalidArgumentError) as caught:
+            failure()
+        assert len(str(caught.value)) < 400, str(caught.value)[:500]

@@ -4,8 +4,11 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 import threading
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +40,7 @@ GOLDEN = {
     ),
 }
 SUFFIX = {"": "", "GZIP": ".gz", "ZLIB": ".zlib"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, params=["C", "Python"])
@@ -200,6 +204,58 @@ def test_huge_length_in_compressed_stream_fails_as_truncated(tmp_path):
     path.write_bytes(gzip.compress(length + struct.pack("<I", masked_crc32c(length)) + b"tiny"))
     with pytest.raises(DataLossError, match="truncated record at byte offset 0"):
         list(iter_records(path))
+
+
+# A GZIP file of concatenated members: one record header claiming 2**40 bytes, then 256 MiB of
+# zeros (16 KiB compressed per 16 MiB), far less than claimed. Read with the loop named in argv.
+BOMB_READER = """
+import resource, struct, sys, zlib
+import loaders.tfrecord.format as format_module
+from loaders.errors import DataLossError
+path, loop = sys.argv[1], sys.argv[2]
+if loop == "Python":
+    format_module._framing = None
+def member(data):
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return packer.compress(data) + packer.flush()
+length = struct.pack("<Q", 1 << 40)
+zeros = member(bytes(16 << 20))
+with open(path, "wb") as f:
+    f.write(member(length + struct.pack("<I", format_module.masked_crc32c(length))) + zeros * 16)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    list(format_module.iter_records(path))
+except DataLossError as error:
+    print(error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_huge_length_in_a_compressed_stream_is_checked_within_a_bounded_buffer(tmp_path, framing):
+    path = tmp_path / "bomb.tfrecord.gz"
+    done = subprocess.run([sys.executable, "-c", BOMB_READER, str(path), framing], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    message, growth_mib = done.stdout.splitlines()
+    assert message == (f"{path}: truncated record at byte offset 0: expected {(1 << 40) + 16} bytes "
+                       f"(header, {1 << 40} data bytes, CRC), found {(256 << 20) + 12}")
+    assert int(growth_mib) < 64  # the stream held 256 MiB; the old reader buffered all of it
+
+
+def test_records_larger_than_the_trusted_length_are_read_from_compressed_streams(tmp_path, monkeypatch):
+    monkeypatch.setattr(format_module, "_TRUSTED_LENGTH", 1 << 16)  # so that 3 MiB goes through the check
+    records = [b"before", os.urandom(3 << 20), b"after", bytes(5 << 20), b""]
+    for compression, suffix in [("GZIP", ".gz"), ("ZLIB", ".zlib")]:
+        path = tmp_path / f"large.tfrecord{suffix}"
+        with TFRecordWriter(path, TFRecordOptions(compression)) as writer:
+            for record in records:
+                writer.write(record)
+        assert [record for _, record in iter_records(path)] == records
+        cut = tmp_path / f"cut.tfrecord{suffix}"
+        cut.write_bytes(zlib.compress(b"".join(map(encode_record, records))[: -(2 << 20)]) if compression == "ZLIB"
+                        else gzip.compress(b"".join(map(encode_record, records))[: -(2 << 20)]))
+        with pytest.raises(DataLossError, match=f"truncated record at byte offset {3 * 16 + 6 + (3 << 20) + 5}:"):
+            list(iter_records(cut))
 
 
 def test_corrupt_and_truncated_gzip_streams(tmp_path):

@@ -1,7 +1,8 @@
 """TFRecord files, byte-exact with TensorFlow: framing with CRC checks, GZIP/ZLIB, Examples, datasets.
 
 ``format`` reads and writes the framing, ``example``/``encode`` convert ``tf.train.Example`` and
-``SequenceExample`` records (``wire``/``layout`` make that fast, ``protos`` holds the messages),
+``SequenceExample`` records (``messages``/``wire`` read them by TensorFlow's rules, ``layout`` makes
+that fast, ``protos`` holds the messages),
 ``writer`` writes files atomically, ``index`` keeps index files, ``dataset`` offers
 ``torch.utils.data`` datasets, ``collate`` batches variable-length features and ``convert``
 turns an image folder into shards.

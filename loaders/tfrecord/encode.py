@@ -15,8 +15,14 @@ import torch
 
 from loaders.errors import InvalidArgumentError
 from loaders.tfrecord import protos
+from loaders.tfrecord.wire import excerpt
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _too_big(key: str, value: int) -> InvalidArgumentError:
+    shown = str(value) if value.bit_length() <= 128 else f"of {value.bit_length()} bits"
+    return InvalidArgumentError(f"feature {excerpt(key)}: value {shown} does not fit in int64")
 
 
 def _flatten(value: Any) -> list:
@@ -30,12 +36,14 @@ def _fill_array(feature: Any, array: np.ndarray, key: str) -> None:
         feature.float_list.value.extend(array.astype(np.float32).ravel().tolist())
     elif array.dtype.kind in "iub":
         if array.size and array.dtype.kind == "u" and int(array.max()) > _INT64_MAX:
-            raise InvalidArgumentError(f"feature {key!r}: value {int(array.max())} does not fit in int64")
+            raise _too_big(key, int(array.max()))
         feature.int64_list.value.extend(array.astype(np.int64).ravel().tolist())
     elif array.dtype.kind in "SUO":
         _fill_list(feature, array.ravel().tolist(), key)
     else:
-        raise InvalidArgumentError(f"feature {key!r}: cannot encode dtype {array.dtype}: expected float, integer, bool or bytes")
+        raise InvalidArgumentError(
+            f"feature {excerpt(key)}: cannot encode dtype {array.dtype}: expected float, integer, bool or bytes"
+        )
 
 
 def _fill_list(feature: Any, items: list, key: str) -> None:
@@ -48,7 +56,7 @@ def _fill_list(feature: Any, items: list, key: str) -> None:
         ints = [int(item) for item in items]
         bad = next((i for i in ints if not _INT64_MIN <= i <= _INT64_MAX), None)
         if bad is not None:
-            raise InvalidArgumentError(f"feature {key!r}: value {bad} does not fit in int64")
+            raise _too_big(key, bad)
         feature.int64_list.value.extend(ints)
         return
     if all(isinstance(item, (bool, int, float, np.integer, np.floating, np.bool_)) for item in items):
@@ -56,7 +64,7 @@ def _fill_list(feature: Any, items: list, key: str) -> None:
         return
     kinds = sorted({type(item).__name__ for item in items})
     raise InvalidArgumentError(
-        f"feature {key!r}: cannot encode a list of {', '.join(kinds)}: expected all bytes/str, all numbers"
+        f"feature {excerpt(key)}: cannot encode a list of {', '.join(kinds)}: expected all bytes/str, all numbers"
     )
 
 
@@ -77,7 +85,7 @@ def to_feature(value: Any, key: str = "") -> Any:
         _fill_list(feature, [value.item() if isinstance(value, np.generic) else value], key)
     else:
         raise InvalidArgumentError(
-            f"feature {key!r}: cannot encode {type(value).__name__}: expected bytes, str, int, float, a list of "
+            f"feature {excerpt(key)}: cannot encode {type(value).__name__}: expected bytes, str, int, float, a list of "
             "them, a numpy array or a tensor"
         )
     return feature
@@ -86,7 +94,7 @@ def to_feature(value: Any, key: str = "") -> Any:
 def _features(message: Any, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if not isinstance(key, str):
-            raise InvalidArgumentError(f"feature key {key!r}: expected a str")
+            raise InvalidArgumentError(f"feature key {excerpt(key)}: expected a str")
         message.feature[key].CopyFrom(to_feature(value, key))
 
 

@@ -20,6 +20,7 @@ import crc32c
 import numpy as np
 
 from loaders.errors import DataLossError, InvalidArgumentError
+from loaders.tfrecord.wire import excerpt
 
 try:  # the C framing loop, built by `pip install .` / `pip install -e .` where there is a compiler
     from loaders.tfrecord import _framing
@@ -37,6 +38,8 @@ HEADER_SIZE = _HEADER.size  # 12: the length and its CRC
 FOOTER_SIZE = _CRC.size  # 4: the data's CRC
 _CHUNK = 1 << 20
 _KNOWN_LENGTHS_MAX = 4096
+#: Records up to this size get their buffer as soon as their header is read, whatever the stream.
+_TRUSTED_LENGTH = 64 << 20
 # zlib settings of TensorFlow's ZlibCompressionOptions, so compressed files are byte-identical.
 _TF_MEM_LEVEL = 9
 _WBITS = {"ZLIB": zlib.MAX_WBITS, "GZIP": zlib.MAX_WBITS | 16}
@@ -100,7 +103,7 @@ def _compression_name(value: Any) -> str:
     if isinstance(value, str) and value.upper() in ("", "NONE", "ZLIB", "GZIP"):
         return "" if value.upper() == "NONE" else value.upper()
     raise InvalidArgumentError(
-        f"unknown compression {value!r}: expected None, '', 'GZIP', 'ZLIB', a TFRecordOptions "
+        f"unknown compression {excerpt(value)}: expected None, '', 'GZIP', 'ZLIB', a TFRecordOptions "
         "or a TFRecordCompressionType"
     )
 
@@ -152,6 +155,27 @@ class _Inflater:
         self._pending = b""
         self._produced = 0
         self._started = False
+        self._seekable = raw.seekable()
+
+    def available(self, wanted: int) -> Optional[int]:
+        """How many of the next ``wanted`` bytes the stream holds, found by inflating ahead into a
+        scratch buffer and then rewinding (None where the file cannot be rewound, e.g. a pipe).
+        A length field can claim far more than a file holds; this tells without buffering it."""
+        if not self._seekable:
+            return None
+        state = (self._raw.tell(), self._pending, self._inflate.copy(), self._produced, self._started)
+        scratch = memoryview(bytearray(min(wanted, _CHUNK)))
+        got = 0
+        try:
+            while got < wanted:
+                step = self.readinto(scratch[: min(len(scratch), wanted - got)])
+                if not step:
+                    break
+                got += step
+        finally:
+            position, self._pending, self._inflate, self._produced, self._started = state
+            self._raw.seek(position)
+        return got
 
     def readinto(self, view: memoryview) -> int:
         while True:
@@ -235,9 +259,10 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
     """The framing loop: parse whole records out of a reused buffer filled by ``source.readinto``.
 
     ``size`` is the stream's end offset when known (plain files), so an oversized length field is
-    refused before any read; otherwise the buffer grows only as real data arrives. ``base`` is
-    the stream offset of the first byte ``source`` gives. The records of each buffer are framed
-    first and their data CRCs compared together; records before a bad one are still yielded.
+    refused before any read; otherwise the buffer stays bounded until the stream has shown that
+    it holds the record (see :func:`_grown_size`). ``base`` is the stream offset of the first
+    byte ``source`` gives. The records of each buffer are framed first and their data CRCs
+    compared together; records before a bad one are still yielded.
     """
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
@@ -258,6 +283,7 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
         records: list[bytes] = []
         footers: list[int] = []  # where each record's data CRC sits in buf
         error = None
+        need = 0  # the size of the incomplete record at pos, once its header is read
         while end - pos >= HEADER_SIZE:
             length, length_crc = unpack(buf, pos)
             if verify and known.get(length) != length_crc:
@@ -270,6 +296,7 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
             stop = pos + HEADER_SIZE + length
             if stop + FOOTER_SIZE > end:
                 error = None if size is None else _fits_error(name, base + pos, length, size)
+                need = stop + FOOTER_SIZE - pos
                 break
             offsets.append(base + pos)
             records.append(view[pos + HEADER_SIZE : stop].tobytes())
@@ -287,10 +314,32 @@ def _frames(name: str, source: Any, size: Optional[int], verify: bool, base: int
         have = end - pos
         view[:have] = view[pos:end]
         base += pos
-        if have == len(buf):  # one record larger than the buffer: grow as data arrives
-            view.release()
-            buf.extend(bytes(len(buf)))
-            view = memoryview(buf)
+        if need > len(buf):  # one record larger than the buffer
+            grown = _grown_size(name, source, base, need, have, len(buf), size is not None)
+            if grown > len(buf):
+                view.release()
+                buf.extend(bytes(grown - len(buf)))
+                view = memoryview(buf)
+
+
+def _grown_size(name: str, source: Any, offset: int, need: int, have: int, capacity: int, fits: bool) -> int:
+    """The buffer size for a record of ``need`` bytes at ``offset`` of which ``have`` are held.
+
+    A length already checked against the stream's size (``fits``) or up to ``_TRUSTED_LENGTH``
+    gets its buffer at once. Beyond that, in a stream of unknown size, a length field could claim
+    far more than the file holds (2**40 bytes in a 1.5 MiB GZIP file): the source is asked how
+    much follows, in bounded steps, before anything is allocated, and a short stream raises the
+    truncation error; a source that cannot tell (a pipe) grows the buffer only as data arrives.
+    """
+    if fits or need <= _TRUSTED_LENGTH:
+        return need
+    probe = getattr(source, "available", None)
+    found = probe(need - have) if probe is not None else None
+    if found is None:
+        return capacity * 2 if have == capacity else capacity
+    if have + found < need:
+        raise _truncated_error(name, offset, need - HEADER_SIZE - FOOTER_SIZE, have + found)
+    return need
 
 
 def _first_bad_crc(buf: bytearray, records: list[bytes], footers: list[int]) -> Optional[int]:

@@ -73,7 +73,8 @@ def _expression(
     a fixed-length number feature is read as raw float bytes or an int where it can be."""
     names[f"S{n}"] = spec
     run = single_run(record, start, end) if kind else None
-    if run is None:  # absent, or an unusual list whose bytes must then repeat exactly
+    if run is None or (kind == 2 and (run[1] - run[0]) % 4):  # absent, or an unusual list (a float run
+        # of partial floats, read in whole floats as TF does): its bytes must then repeat exactly
         names[f"R{n}"] = _read_list(kind) if kind else _read_missing
         return f"R{n}(S{n}, record, {start}, {end})"
     payloads.append(run)

@@ -1,9 +1,9 @@
 """TensorFlow is the referee: every scenario's TF1 program and its ``loaders`` port must record the same.
 
-The TF side runs in its own interpreter: ``LOADERS_TF_PYTHON`` names it (``.ci/run`` makes
-``.venv-tf`` with ``tensorflow-cpu`` and sets it), else ``.venv-tf/bin/python`` in the checkout
-is used when present; without one these tests skip, saying so. TF's records are cached per
-scenario in pytest's cache, keyed by the scenario module's and the harness's source.
+The TF side runs in its own interpreter, found by ``tf_interpreter.tf_python()``
+(``LOADERS_TF_PYTHON``, else the checkout's ``.venv-tf``); without one these tests skip, saying
+so. TF's records are cached per scenario in pytest's cache, keyed by the scenario module's and
+the harness's source.
 A scenario listed under "Differences from TensorFlow" in the README must still differ (xfail).
 """
 from __future__ import annotations
@@ -11,31 +11,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+from tf_interpreter import MISSING, ROOT, tf_python  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = harness.scenarios()
 _CACHE_KEY = "tf_oracle/records"
-
-
-def tf_python() -> Optional[str]:
-    """The TensorFlow interpreter: $LOADERS_TF_PYTHON, else the checkout's .venv-tf, else None."""
-    named = os.environ.get("LOADERS_TF_PYTHON")
-    if named:
-        return named
-    local = ROOT / ".venv-tf" / "bin" / "python"
-    return str(local) if local.exists() else None
 
 
 def _digest(scenario: harness.Scenario, python: str) -> str:
@@ -47,8 +37,7 @@ def tf_records(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """TF's record of every selected scenario, from the cache or from one run of tf_side.py."""
     python = tf_python()
     if python is None:
-        pytest.skip("no TensorFlow interpreter: set LOADERS_TF_PYTHON to a python with tensorflow-cpu "
-                    "(.ci/run makes .venv-tf)")
+        pytest.skip(MISSING)
     wanted = sorted({item.callspec.params["name"] for item in request.session.items
                      if getattr(item, "originalname", "") == "test_agrees_with_tensorflow"})
     cached = request.config.cache.get(_CACHE_KEY, {})
