@@ -80,9 +80,11 @@ def scenarios() -> Dict[str, Scenario]:
 
 
 def source_text(scenario: Scenario) -> str:
-    """The scenario module's source and this harness's: what a cached TF result depends on."""
+    """What a cached TF result depends on: the scenario's module, the modules scenario modules
+    share (``scenarios/_*.py``) and this harness."""
     module = importlib.import_module(type(scenario).__module__)
-    return Path(module.__file__).read_text() + Path(__file__).read_text()
+    shared = sorted((HERE / "scenarios").glob("_*.py"))
+    return "".join(path.read_text() for path in [Path(module.__file__), *shared, Path(__file__)])
 
 
 # ---------------------------------------------------------------------------- recording
