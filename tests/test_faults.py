@@ -276,6 +276,7 @@ def _fail_from_child(queue) -> None:
 def test_a_queue_failed_through_a_proxy_raises_in_its_owner():
     queue = FIFOQueue(4, torch.int64, shapes=[])
     queue.enqueue(1)
+    queue.close()  # failing a closed queue still replaces its OutOfRangeError
     process = mp.get_context("fork").Process(target=_fail_from_child, args=(queue,))
     process.start()
     process.join(60)
