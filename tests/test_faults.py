@@ -28,8 +28,8 @@ from loaders.coordinator import _ORPHAN_GRACE_SECS
 REPO = Path(loaders.__file__).resolve().parents[1]
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+def _wait_until(predicate, timeout: float, what) -> None:
+    """Poll ``predicate`` until it holds; after ``timeout`` seconds fail with ``what`` (text, or a callable giving it)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -70,20 +70,21 @@ def _shm_of(pids) -> set:
     return {name for name in os.listdir("/dev/shm") if any(f"_{pid}_" in name for pid in pids)}
 
 
-def _threads(prefix: str) -> list:
-    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
-
-
 class _Snapshot:
-    """This process's descriptors and transport threads, to compare with once a test's processes ended."""
+    """This process's descriptors and threads, to compare with once a test's processes ended."""
 
     def __init__(self) -> None:
         self.fds = _fds()
-        self.serving = len(_threads("loaders-remote-serve"))
+        self.threads = set(threading.enumerate())
+
+    def new_threads(self) -> list:
+        """Runner and serving threads started since (the one owner watch per process stays, by design)."""
+        return [t for t in threading.enumerate() if t not in self.threads
+                and t.name.startswith(("QueueRunner-", "loaders-remote-serve"))]
 
     def assert_released(self, processes) -> None:
-        """Every process reaped and closed, the runner's watch ended, no descriptor or thread left."""
-        _wait_until(lambda: not _threads("QueueRunner-"), 30, lambda: f"threads left: {_threads('QueueRunner-')}")
+        """Every process reaped and closed, no thread, descriptor or /dev/shm entry left."""
+        _wait_until(lambda: not self.new_threads(), 30, lambda: f"threads left: {self.new_threads()}")
         pids = [os.getpid()] + [process.pid for process in processes]
         for process in processes:
             process.join(30)
@@ -91,7 +92,6 @@ class _Snapshot:
             with pytest.raises(ChildProcessError):  # reaped: no zombie
                 os.waitpid(process.pid, os.WNOHANG)
             process.close()
-        _wait_until(lambda: len(_threads("loaders-remote-serve")) <= self.serving, 30, "a serving thread is left")
         _wait_until(lambda: _fds() <= self.fds, 30, lambda: f"descriptors left open: {sorted(_fds() - self.fds)}")
         assert not _shm_of(pids)
 
