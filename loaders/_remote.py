@@ -1,47 +1,44 @@
 """Cross-process transport: objects owned by one process, called from others (queues, Coordinator).
 
-The owner process runs one ``multiprocessing.connection.Listener`` (AF_UNIX, authenticated with
-the process's authkey), started when the first object is shared. Another process opens one
-connection per (process, thread) and sends ``(object id, method, args)``; a handler thread in the
-owner runs the call, which may block, and sends back the result or the exception.
+The owner process listens on one AF_UNIX socket (in a private temporary directory), started when
+the first object is shared. Another process opens one connection per (process, thread) and sends
+``(object id, method, args)``; a handler thread in the owner authenticates the connection with the
+process's authkey (multiprocessing's handshake, bounded in time; nothing is unpickled before it),
+then runs the calls, which may block, and sends back each result or exception.
 
-Tensors never travel as a pickled copy. Each side of a connection owns a growable shared-memory
-arena: the sender copies a message's tensors into it and pickles only (offset, dtype, shape); the
-receiver copies them out while decoding. The arena's file descriptor crosses once (again only
-when it grows), and calls are synchronous, so a reply proves the peer has finished with the arena
-and it is reused. That replaces torch.multiprocessing's new shared-memory segment, file-descriptor
-hand-over (an extra connection) and mapping per tensor with two memory copies.
+Faults end calls instead of hanging them. A forked child closes every connection and the listener
+it inherited, so a process's death is seen as end-of-file by its peers. And a process watches the
+owners it calls (:class:`_OwnerWatch`): when one dies, the calls waiting on it fail with
+CancelledError even where some end of a connection survives elsewhere.
+
+Tensors cross in shared memory, not inside the pickle: see :mod:`loaders._channel`.
 """
 from __future__ import annotations
 
-import functools
-import io
+import hmac  # noqa: F401  imported here, not lazily by the handshake: a fork amid that import would deadlock the child
 import itertools
 import logging
-import math
-import mmap
 import multiprocessing
 import os
 import pickle
+import socket
 import tempfile
 import threading
 import time
 import traceback
 import weakref
-from multiprocessing.connection import Client, Connection, Listener
-from multiprocessing import reduction
-from typing import Any, NamedTuple, Optional
+from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
+from typing import Any, Callable, NamedTuple, Optional
 
-import numpy as np
-import torch
-
+from loaders._channel import Channel as _Channel
 from loaders.errors import CancelledError, OpError, UnknownError
 
 logger = logging.getLogger(__name__)
 
-_ALIGN = 64
-_MIN_ARENA_BYTES = 1 << 16
-_ARENA, _DATA = b"A", b"D"
+#: Seconds a new connection gets to complete the authentication handshake.
+_AUTH_TIMEOUT_SECS = 30.0
+#: How often a process checks that the owners it calls are still alive.
+_OWNER_POLL_SECS = 0.5
 
 
 class Ref(NamedTuple):
@@ -52,141 +49,17 @@ class Ref(NamedTuple):
     pid: int
 
 
-class _Channel:
-    """One connection plus the arenas that carry its tensors (ours to write, the peer's to read).
-
-    An arena is a memfd (an unlinked temporary file where memfd is missing) mapped by both sides;
-    its file descriptor crosses the AF_UNIX connection once. All copies are numpy's: a forked
-    child must not rely on torch's intra-op threads, which do not survive ``fork``.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self._out: Optional[np.ndarray] = None  # uint8 view of our arena
-        self._out_fd: Optional[int] = None  # set while the peer has not received the arena
-        self._out_used = 0
-        self._in: Optional[np.ndarray] = None  # uint8 view of the peer's arena
-
-    def send(self, obj: Any) -> None:
-        """Pickle ``obj`` with its tensors placed in the arena, then send it."""
-        self._out_used = 0
-        stream = io.BytesIO()
-        stream.write(_DATA)
-        _Pickler(stream, self).dump(obj)
-        if self._out_fd is not None:
-            self.conn.send_bytes(_ARENA + len(self._out).to_bytes(8, "little"))
-            reduction.send_handle(self.conn, self._out_fd, 0)
-            os.close(self._out_fd)
-            self._out_fd = None
-        self.conn.send_bytes(stream.getbuffer())
-
-    def recv(self) -> Any:
-        """Receive one message, mapping a new peer arena first when one comes."""
-        data = self.conn.recv_bytes()
-        while data[:1] == _ARENA:
-            fd = reduction.recv_handle(self.conn)
-            try:
-                self._in = np.frombuffer(mmap.mmap(fd, int.from_bytes(data[1:9], "little")), dtype=np.uint8)
-            finally:
-                os.close(fd)
-            data = self.conn.recv_bytes()
-        stream = io.BytesIO(data)
-        stream.seek(1)
-        return _Unpickler(stream, self).load()
-
-    def place(self, tensor: torch.Tensor) -> tuple:
-        """Copy ``tensor`` into the outgoing arena; return what the peer needs to copy it out."""
-        array = _as_array(tensor)
-        start = self._out_used
-        end = start + array.nbytes
-        if self._out is None or end > len(self._out):
-            self._grow(end)
-        np.copyto(self._out[start:end].view(array.dtype).reshape(array.shape), array)
-        self._out_used = -(-end // _ALIGN) * _ALIGN
-        return start, tensor.dtype, tuple(tensor.shape)
-
-    def _grow(self, needed: int) -> None:
-        size = max(2 * needed, _MIN_ARENA_BYTES)
-        if self._out_fd is not None:
-            os.close(self._out_fd)
-        if hasattr(os, "memfd_create"):
-            fd = os.memfd_create("loaders-arena")
-        else:
-            fd, path = tempfile.mkstemp(prefix="loaders-arena-")
-            os.unlink(path)
-        os.ftruncate(fd, size)
-        arena = np.frombuffer(mmap.mmap(fd, size), dtype=np.uint8)
-        if self._out is not None:
-            kept = min(self._out_used, len(self._out))
-            arena[:kept] = self._out[:kept]
-        self._out, self._out_fd = arena, fd
-
-    def take(self, start: int, dtype: torch.dtype, shape: tuple) -> torch.Tensor:
-        """A fresh tensor copied out of the peer's arena."""
-        if self._in is None:
-            raise UnknownError("a message refers to a shared-memory arena that never arrived")
-        raw = self._in[start:start + math.prod(shape) * dtype.itemsize]
-        as_numpy = _numpy_dtype(dtype)
-        if as_numpy is not None:
-            return torch.from_numpy(raw.view(as_numpy).reshape(shape).copy())
-        return torch.from_numpy(raw.copy()).view(dtype).reshape(shape)
-
-
-@functools.lru_cache(maxsize=None)
-def _numpy_dtype(dtype: torch.dtype) -> Optional[np.dtype]:
-    """numpy's equivalent of ``dtype``, or None (bfloat16, float8, ...)."""
-    try:
-        return torch.empty(0, dtype=dtype).numpy().dtype
-    except (TypeError, RuntimeError):
-        return None
-
-
-def _as_array(tensor: torch.Tensor) -> np.ndarray:
-    """A numpy view of the tensor's CPU data; raw bytes for dtypes numpy lacks."""
-    tensor = tensor.detach().cpu().resolve_conj().resolve_neg()
-    if _numpy_dtype(tensor.dtype) is not None:
-        return tensor.numpy()
-    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy()
-
-
-def _arena_tensor(start: int, dtype: torch.dtype, shape: tuple) -> torch.Tensor:
-    """Stands in a pickle for a tensor left in the arena; the receiving channel's ``take`` replaces it."""
-    raise UnknownError("an arena tensor can only be unpickled by the channel it was sent on")
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles a message, leaving its tensors in the channel's arena."""
-
-    def __init__(self, stream: io.BytesIO, channel: _Channel) -> None:
-        super().__init__(stream, pickle.HIGHEST_PROTOCOL)
-        self._channel = channel
-
-    def reducer_override(self, obj: Any) -> Any:
-        # Called for objects other than plain ints, strings, tuples, lists...: cheaper than persistent_id.
-        if isinstance(obj, torch.Tensor):
-            return _arena_tensor, self._channel.place(obj)
-        return NotImplemented
-
-
-class _Unpickler(pickle.Unpickler):
-    """Unpickles a message, copying its tensors out of the peer's arena."""
-
-    def __init__(self, stream: io.BytesIO, channel: _Channel) -> None:
-        super().__init__(stream)
-        self._channel = channel
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == __name__ and name == _arena_tensor.__name__:
-            return self._channel.take
-        return super().find_class(module, name)
-
-
 class _Server:
-    """The owner side: the listener, the shared objects, one handler thread per connection."""
+    """The owner side: the listening socket, the shared objects, one handler thread per connection."""
 
     def __init__(self) -> None:
-        self.listener = Listener(family="AF_UNIX", authkey=multiprocessing.current_process().authkey)
-        self.address = self.listener.address
+        self._authkey = multiprocessing.current_process().authkey
+        directory = tempfile.mkdtemp(prefix="loaders-")  # mode 0700: other users cannot connect
+        self.address = os.path.join(directory, "listener")
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.socket.bind(self.address)
+        self.socket.listen(socket.SOMAXCONN)
+        weakref.finalize(self, _remove_listener, self.address, os.getpid())
         self.objects: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._ids = itertools.count(1)
         threading.Thread(target=self._accept_loop, name="loaders-remote-accept", daemon=True).start()
@@ -197,26 +70,32 @@ class _Server:
         return Ref(self.address, oid, os.getpid())
 
     def _accept_loop(self) -> None:
+        """Accept only: the handshake runs in the connection's own thread, so a silent peer stalls no one."""
         while True:
             try:
-                conn = self.listener.accept()
-            except (EOFError, ConnectionError, multiprocessing.AuthenticationError) as err:
-                logger.debug("a connection to %s failed while opening: %r", self.address, err)
-                continue
+                sock, _ = self.socket.accept()
             except OSError as err:
                 logger.warning("accepting connections on %s failed, retrying: %r", self.address, err)
                 time.sleep(0.1)
                 continue
+            conn = Connection(sock.detach())
+            _opened(conn, None)
             threading.Thread(target=self._serve, args=(conn,), name="loaders-remote-serve", daemon=True).start()
 
     def _serve(self, conn: Connection) -> None:
-        """Answer one connection's calls until it closes; a vanished peer only ends this thread."""
+        """Authenticate one connection, then answer its calls until it closes; a vanished peer only ends this thread."""
+        try:
+            _handshake(_Deadline(conn, _AUTH_TIMEOUT_SECS), self._authkey, server=True)
+        except Exception as err:  # wrong key, silence, garbage: dropped unread, never unpickled
+            logger.debug("a connection to %s failed to authenticate: %r", self.address, err)
+            _close(conn)
+            return
         channel = _Channel(conn)
 
         def alive() -> bool:
             return not conn.poll()  # a caller waiting for its reply sends nothing: readable means gone
 
-        with conn:
+        try:
             while True:
                 try:
                     oid, method, args = channel.recv()
@@ -231,6 +110,45 @@ class _Server:
                     reply = (False, err)
                 if not _send_reply(channel, reply, method):
                     return
+        finally:
+            _close(conn)
+
+
+def _remove_listener(address: str, pid: int) -> None:
+    """At exit: remove the listener's socket file and directory (only in the process that made them)."""
+    if os.getpid() != pid:
+        return
+    for remove, path in ((os.unlink, address), (os.rmdir, os.path.dirname(address))):
+        try:
+            remove(path)
+        except OSError as err:
+            logger.debug("could not remove %s: %r", path, err)
+
+
+class _Deadline:
+    """A connection as the handshake sees it: its reads give up once ``seconds`` have passed in all."""
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self._conn = conn
+        self._seconds, self._deadline = seconds, time.monotonic() + seconds
+
+    def send_bytes(self, data: bytes) -> None:
+        self._conn.send_bytes(data)
+
+    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
+        if not self._conn.poll(max(self._deadline - time.monotonic(), 0)):
+            raise TimeoutError(f"the peer did not authenticate within {self._seconds} s")
+        return self._conn.recv_bytes(maxlength)
+
+
+def _handshake(conn: Any, authkey: bytes, server: bool) -> None:
+    """multiprocessing's mutual HMAC challenge (what Listener.accept and Client run), either side."""
+    if server:
+        deliver_challenge(conn, authkey)
+        answer_challenge(conn, authkey)
+    else:
+        answer_challenge(conn, authkey)
+        deliver_challenge(conn, authkey)
 
 
 def _send_reply(channel: _Channel, reply: tuple, method: str) -> bool:
@@ -292,9 +210,7 @@ def call(ref: Ref, method: str, *args: Any) -> Any:
     channel = channels.get(ref.address)
     try:
         if channel is None:
-            channel = channels[ref.address] = _Channel(
-                Client(ref.address, family="AF_UNIX", authkey=multiprocessing.current_process().authkey)
-            )
+            channel = channels[ref.address] = _connect(ref)
         channel.send((ref.oid, method, args))
         ok, value = channel.recv()
     except (EOFError, OSError) as err:
@@ -306,6 +222,20 @@ def call(ref: Ref, method: str, *args: Any) -> Any:
     if ok:
         return value
     raise value
+
+
+def _connect(ref: Ref) -> _Channel:
+    """An authenticated connection to ``ref``'s owner, failed by the owner watch if the owner dies."""
+    watch_owner(ref.pid)
+    _refuse_if_gone(ref.pid)
+    conn = Client(ref.address, family="AF_UNIX")  # no authkey here: the handshake below is watched too
+    try:
+        _opened(conn, ref.pid)
+        _handshake(conn, multiprocessing.current_process().authkey, server=False)
+    except BaseException:
+        _close(conn)
+        raise
+    return _Channel(conn)
 
 
 class _RemoteTraceback(Exception):
@@ -352,13 +282,120 @@ def _channels() -> dict:
 def _drop(channels: dict, address: str) -> None:
     channel = channels.pop(address, None)
     if channel is not None:
-        channel.conn.close()
+        _close(channel.conn)
+
+
+# Every connection this process holds -> the owner pid it calls (None: our server's end). A fork
+# child closes them all; the owner watch shuts down those to a dead owner. The lock keeps a
+# connection from being closed (and its descriptor reused) while the watch shuts it down.
+_open: dict = {}
+_open_lock = threading.Lock()
+
+
+def _opened(conn: Connection, owner: Optional[int]) -> None:
+    """Register ``conn``; EOFError if its owner is known dead (the watch shut down the others already)."""
+    with _open_lock:
+        _refuse_if_gone(owner)
+        _open[conn] = owner
+
+
+def _refuse_if_gone(owner: Optional[int]) -> None:
+    if owner in _watch.gone:
+        raise EOFError(f"process {owner} has ended")
+
+
+def _close(conn: Connection) -> None:
+    with _open_lock:
+        _open.pop(conn, None)
+        conn.close()
+
+
+class _OwnerWatch:
+    """Fails the calls to owners that died, checked every ``_OWNER_POLL_SECS`` by one daemon thread.
+
+    End-of-file is not proof enough: a child forked while a connection was being accepted keeps
+    the owner's end open. The pid is: a dead parent's orphan is reparented (``getppid`` changes);
+    any other owner is gone once ``kill(pid, 0)`` finds no process.
+    """
+
+    def __init__(self) -> None:
+        self.gone: set = set()
+        self._owners: dict = {}  # pid -> (whether it is our parent, callbacks to run when it dies)
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, pid: int, then: Optional[Callable[[], None]] = None) -> None:
+        with self._lock:
+            _, callbacks = self._owners.setdefault(pid, (pid == os.getppid(), []))
+            if then is not None:
+                callbacks.append(then)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="loaders-remote-owner-watch", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(_OWNER_POLL_SECS)
+            with self._lock:
+                dead = [pid for pid, (parent, _) in self._owners.items() if not _is_alive(pid, parent)]
+                callbacks = [then for pid in dead for then in self._owners.pop(pid)[1]]
+            if not dead:
+                continue
+            with _open_lock:  # with _opened's check: every connection to them is refused or shut down
+                self.gone.update(dead)
+                stale = [conn for conn, owner in _open.items() if owner in dead]
+                for conn in stale:
+                    _shut_down(conn)
+            if stale:
+                logger.warning("process(es) %s ended: failing the %d connection(s) to them", dead, len(stale))
+            for then in callbacks:
+                then()
+
+
+def _is_alive(pid: int, parent: bool) -> bool:
+    if parent:
+        return os.getppid() == pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        pass
+    return True
+
+
+def _shut_down(conn: Connection) -> None:
+    """Make a connection's blocked and future reads see end-of-file (its descriptor stays open)."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError as err:
+        logger.debug("shutting down a connection failed: %r", err)
+
+
+_watch = _OwnerWatch()
+
+
+def watch_owner(pid: int, then: Optional[Callable[[], None]] = None) -> None:
+    """Watch process ``pid``: once it has died, calls to it fail, then ``then()`` runs (in the watch's thread)."""
+    _watch.watch(pid, then)
+
+
+def _close_inherited(server: Optional[_Server]) -> None:
+    """In a forked child: close the parent's connections and listener, so that peers see the parent's EOF."""
+    for conn in list(_open):
+        conn.close()
+    _open.clear()
+    if server is not None:
+        server.socket.close()
 
 
 def _after_fork_in_child() -> None:
-    """The parent's shared objects become proxies; this process gets its own server when needed."""
-    global _server, _server_lock
+    """The parent's shared objects become proxies; this process gets its own server and watch when needed."""
+    global _server, _server_lock, _open_lock, _watch
     server, _server, _server_lock = _server, None, threading.Lock()
+    _open_lock, _watch = threading.Lock(), _OwnerWatch()  # the parent's threads did not survive the fork
+    _close_inherited(server)
     if server is not None:
         for obj in list(server.objects.values()):
             obj._become_proxy()
@@ -367,4 +404,4 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes only spawn, and unpickle proxies
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-__all__ = ["Ref", "share", "lookup", "rebuild", "call", "exception_payload", "rebuild_exception"]
+__all__ = ["Ref", "share", "lookup", "rebuild", "call", "watch_owner", "exception_payload", "rebuild_exception"]

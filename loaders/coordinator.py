@@ -8,11 +8,17 @@ the process that created it: another process that calls ``request_stop`` sends t
 A :class:`QueueRunner` runs enqueue ops (Python callables) in a loop, each in its own thread or,
 with ``use_processes=True``, its own process. ``add_queue_runner``/``start_queue_runners`` keep
 TF1's collection of runners; with no graph to scope it, starting runners removes them from it.
+A runner's processes and the process that started them watch each other: a producer that dies
+unreported fails the queue and stops the coordinator, and producers whose runner's process died
+end within seconds.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import multiprocessing.connection
+import os
 import signal
 import sys
 import threading
@@ -29,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 #: How often ``join`` looks at its threads and processes while waiting.
 _JOIN_POLL_SECS = 0.1
+#: How often a runner's watch looks at its processes besides waking when one ends.
+_WATCH_POLL_SECS = 1.0
+#: Seconds a runner process whose runner's process died gets to end by itself before it exits.
+_ORPHAN_GRACE_SECS = 5.0
 
 
 def _describe(worker: Any) -> str:
@@ -47,6 +57,12 @@ def _abnormal_exit(worker: Any) -> Optional[str]:
         except ValueError:
             return f"process {_describe(worker)} was killed by signal {-code}"
     return f"process {_describe(worker)} exited with code {code}"
+
+
+def _unreported_death(worker: Any) -> Optional[UnknownError]:
+    """The error for a process that ended abnormally and reported nothing (``join`` raises it)."""
+    reason = _abnormal_exit(worker)
+    return None if reason is None else UnknownError(f"{reason} without reporting an exception")
 
 
 class Coordinator:
@@ -143,8 +159,8 @@ class Coordinator:
         with self._lock:
             workers = list(self._registered_threads.union(threads or ()))
         while any(w.is_alive() for w in workers) and not self.wait_for_stop(_JOIN_POLL_SECS):
-            for reason in filter(None, map(_abnormal_exit, workers)):
-                self.request_stop(UnknownError(f"{reason} without reporting an exception"))
+            for error in filter(None, map(_unreported_death, workers)):
+                self.request_stop(error)
         deadline = time.monotonic() + stop_grace_period_secs
         pause = 0.001
         while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
@@ -237,7 +253,10 @@ class QueueRunner:
     With ``use_processes=True`` each op runs in a ``torch.multiprocessing`` process
     (``start_method`` picks fork/spawn/forkserver; ops and their queues must pickle for spawn).
     Those processes ignore SIGINT (the process holding the Coordinator turns Ctrl-C into a stop)
-    and, like DataLoader workers, run torch with one intra-op thread.
+    and, like DataLoader workers, run torch with one intra-op thread. A process that dies
+    without reporting how its loop ended (SIGKILL, a crash) is seen at once by a watch thread:
+    its error (what ``join`` raises) goes to ``coord.request_stop`` and fails the queue, so
+    dequeues waiting on it raise that error; a clean exit counts as an op that ran out.
     """
 
     def __init__(self, queue: Any, enqueue_ops: Sequence[Callable[[], Any]],
@@ -255,6 +274,8 @@ class QueueRunner:
         self._exceptions_raised: list = []
         self._coord: Optional[Coordinator] = None
         self._ref = _remote.share(self) if use_processes else None
+        self._tokens = itertools.count()  # one per process, so that its report and its death meet once
+        self._reported: set = set()
 
     @property
     def name(self) -> str:
@@ -286,10 +307,11 @@ class QueueRunner:
             coord._on_stop(self._cancel)
         if self.use_processes:
             context = torch.multiprocessing.get_context(self.start_method)
+            tokens = [next(self._tokens) for _ in self.enqueue_ops]
             workers = [
-                context.Process(target=_process_main, args=(self._ref, op, coord, self._closed_types),
+                context.Process(target=_process_main, args=(self._ref, token, op, coord, self._closed_types),
                                 name=f"QueueRunner-{self.name}-{i}", daemon=daemon)
-                for i, op in enumerate(self.enqueue_ops)
+                for i, (token, op) in enumerate(zip(tokens, self.enqueue_ops))
             ]
         else:
             workers = [
@@ -301,6 +323,9 @@ class QueueRunner:
                 coord.register_thread(worker)
             if start:
                 worker.start()
+        if self.use_processes:
+            threading.Thread(target=self._watch, args=(dict(zip(tokens, workers)),),
+                             name=f"QueueRunner-{self.name}-watch", daemon=True).start()
         return workers
 
     def _run(self, op: Callable[[], Any], coord: Optional[Coordinator]) -> None:
@@ -342,11 +367,53 @@ class QueueRunner:
         except OpError as err:  # the queue's owner is gone: nothing left to close
             logger.debug("QueueRunner %s: closing the queue failed: %r", self.name, err)
 
+    def _watch(self, processes: dict) -> None:
+        """Until every process (by token) has ended: handle the ones that end without reporting."""
+        while processes:
+            sentinels = list(filter(None, map(_sentinel, processes.values())))
+            # Sentinels wake it at once; it polls besides, for processes not started yet and for a
+            # sentinel that a grandchild keeps open.
+            poll = _WATCH_POLL_SECS if len(sentinels) == len(processes) else _JOIN_POLL_SECS
+            multiprocessing.connection.wait(sentinels, poll)
+            for token, process in list(processes.items()):
+                try:
+                    if process.exitcode is None:  # running, or not started yet
+                        continue
+                    error = _unreported_death(process)
+                except ValueError:  # closed after a join, which reported how it ended
+                    error = None
+                del processes[token]
+                if self._first_news(token):
+                    self._died(error)
+
+    def _first_news(self, token: int) -> bool:
+        """Whether this is the first word of how process ``token`` ended (a report, or its death)."""
+        with self._lock:
+            if token in self._reported:
+                self._reported.discard(token)
+                return False
+            self._reported.add(token)
+            return True
+
+    def _died(self, error: Optional[UnknownError]) -> None:
+        """An unreported end: a clean exit (``error`` None) is an op that ran out; any other fails the queue first."""
+        if error is None:
+            self._op_ended(closed=True)
+            return
+        try:
+            self.queue._fail(error)  # before the stop, whose cancel would wake dequeues with OutOfRangeError
+        except OpError as err:
+            logger.debug("QueueRunner %s: failing the queue failed: %r", self.name, err)
+        self._op_failed(error, self._coord)
+        self._op_ended(closed=False)
+
     def _serve(self, method: str, args: tuple, alive: Callable[[], bool]) -> Any:
         """A runner process reports how its op's loop ended (and the exception, if any)."""
         if method != "op_ended":
             raise ValueError(f"QueueRunner has no remote operation {method!r}")
-        closed, payload = args
+        token, closed, payload = args
+        if not self._first_news(token):
+            return  # its death was handled already (killed while reporting)
         if payload is not None:
             self._op_failed(_remote.rebuild_exception(payload), self._coord)
         self._op_ended(closed)
@@ -355,12 +422,21 @@ class QueueRunner:
         """In a forked child the runner is not used: its processes report to the parent's runner."""
 
 
+def _sentinel(process: Any) -> Optional[int]:
+    """What ``multiprocessing.connection.wait`` waits on for a process; None before it starts."""
+    try:
+        return process.sentinel
+    except ValueError:
+        return None
+
+
 def _process_main(
-    runner: _remote.Ref, op: Callable[[], Any], coord: Optional[Coordinator], closed_types: tuple
+    runner: _remote.Ref, token: int, op: Callable[[], Any], coord: Optional[Coordinator], closed_types: tuple
 ) -> None:
     """A runner process: loop like a runner thread, then report to the runner in the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # as DataLoader workers: intra-op threads do not survive fork
+    _remote.watch_owner(runner.pid, then=_exit_after_grace)
     closed, payload = False, None
     try:
         while coord is None or not coord.should_stop():
@@ -370,11 +446,18 @@ def _process_main(
     except Exception as ex:
         payload = _remote.exception_payload(ex)
     try:
-        _remote.call(runner, "op_ended", closed, payload)
+        _remote.call(runner, "op_ended", token, closed, payload)
     except CancelledError as err:
         logger.debug("the QueueRunner's process is gone: %r", err)
     if payload is not None:
         sys.exit(1)
+
+
+def _exit_after_grace() -> None:
+    """The runner's process died: calls to it fail now, so the loop ends; an op that ignores that is cut short."""
+    time.sleep(_ORPHAN_GRACE_SECS)
+    logger.warning("the QueueRunner's process is gone and this producer kept running: exiting")
+    os._exit(1)
 
 
 _queue_runners: list = []

@@ -14,6 +14,7 @@ Across processes values are copied and arrive on the CPU.
 from __future__ import annotations
 
 import collections
+import copy
 import heapq
 import itertools
 import random
@@ -86,6 +87,7 @@ class _Core:
         self._not_full = threading.Condition(self._lock)
         self._closed = False
         self._cancelled = False
+        self._error: Optional[BaseException] = None  # see fail()
         self._turn: Optional[object] = None  # the enqueue_many currently filling the queue
         self._getters = 0  # threads waiting in take()
         self._batch_getters = 0  # ... of which waiting for more than one element
@@ -176,6 +178,8 @@ class _Core:
                 if self._closed:
                     if size >= n or (up_to and size):
                         return min(n, size)
+                    if self._error is not None:
+                        raise copy.copy(self._error)
                     raise OutOfRangeError(f"{self.label} is closed and has {size} elements, fewer than {n} requested")
                 if size - n >= self._reserve:
                     return n
@@ -219,6 +223,12 @@ class _Core:
             self._not_full.notify_all()
             self._not_empty.notify_all()
 
+    def fail(self, error: BaseException) -> None:
+        """Close and cancel because a producer died: once drained, dequeues raise ``error``, not OutOfRangeError."""
+        with self._lock:
+            self._error = self._error or error
+        self.close(cancel=True)
+
     def size(self) -> int:
         """The number of elements held."""
         return len(self._storage)
@@ -253,6 +263,9 @@ class _RemoteCore:
     def close(self, cancel: bool = False) -> None:
         _remote.call(self._ref, "close", cancel)
 
+    def fail(self, error: BaseException) -> None:
+        _remote.call(self._ref, "fail", error)
+
     def size(self) -> int:
         return _remote.call(self._ref, "size")
 
@@ -261,7 +274,7 @@ class _RemoteCore:
 
 
 _BLOCKING = frozenset({"put1", "put_many", "take1", "take_many"})
-_NON_BLOCKING = frozenset({"close", "size", "closed"})
+_NON_BLOCKING = frozenset({"close", "fail", "size", "closed"})
 
 
 class QueueBase:
@@ -318,6 +331,10 @@ class QueueBase:
     def close(self, cancel_pending_enqueues: bool = False) -> None:
         """No more enqueues; dequeues drain what is left, then raise OutOfRangeError."""
         self._core.close(cancel_pending_enqueues)
+
+    def _fail(self, error: BaseException) -> None:
+        """Close for good (a QueueRunner's process died): once drained, dequeues raise ``error``."""
+        self._core.fail(error)
 
     def size(self) -> int:
         """The number of elements in the queue now."""
