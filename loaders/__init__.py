@@ -17,7 +17,8 @@ _EXPORTS = {
     ],
     "dtypes": ["string", "as_dtype"],
     "queues": ["QueueBase", "FIFOQueue", "RandomShuffleQueue", "PaddingFIFOQueue", "PriorityQueue"],
-    "coordinator": ["Coordinator", "QueueRunner", "add_queue_runner", "start_queue_runners"],
+    "coordinator": ["Coordinator"],
+    "queue_runner": ["QueueRunner", "add_queue_runner", "start_queue_runners"],
     "producers": [
         "input_producer", "string_input_producer", "range_input_producer", "slice_input_producer",
         "batch", "shuffle_batch", "batch_join", "shuffle_batch_join",

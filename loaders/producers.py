@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ._batch_queue import BatchQueue, MakeQueue, as_value
-from .coordinator import QueueRunner, add_queue_runner
+from .queue_runner import QueueRunner, add_queue_runner
 from .dtypes import DType, string
 from .errors import InvalidArgumentError, OutOfRangeError
 from .queues import FIFOQueue, PaddingFIFOQueue, RandomShuffleQueue

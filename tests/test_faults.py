@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 
 import loaders
 from loaders import CancelledError, Coordinator, FIFOQueue, OutOfRangeError, QueueRunner, UnknownError, _remote
-from loaders.coordinator import _ORPHAN_GRACE_SECS
+from loaders.queue_runner import _ORPHAN_GRACE_SECS
 
 REPO = Path(loaders.__file__).resolve().parents[1]
 

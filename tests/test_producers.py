@@ -344,7 +344,7 @@ def test_python_and_numpy_values_batch_with_tensorflows_dtypes(coord):
     assert strings == [b"s", b"s"] and pairs.shape == (2, 2) and byte_rows == [[b"x"], [b"x"]]
 
 
-def test_a_batch_closed_before_its_first_example(coord):
+def test_a_batch_closed_before_its_first_example():
     batch = loaders.batch(lambda: [1], batch_size=2)
     batch.queue.close()
     with pytest.raises(OutOfRangeError):
@@ -352,5 +352,9 @@ def test_a_batch_closed_before_its_first_example(coord):
     with pytest.raises(loaders.CancelledError):  # as TF: a second close without cancel
         batch.queue.close()
     batch.queue.close(cancel_pending_enqueues=True)
-    coord()  # its runner finds the queue closed and ends quietly (the fixture's join would raise otherwise)
+    coord = loaders.Coordinator()
+    threads = loaders.start_queue_runners(coord=coord)
+    # As TF: its runner's enqueue meets the closed queue, a CancelledError reported to the coordinator.
+    with pytest.raises(loaders.CancelledError):
+        coord.join(threads, stop_grace_period_secs=10)
     assert batch.queue.is_closed() and batch.queue.size() == 0

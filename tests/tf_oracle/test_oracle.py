@@ -78,13 +78,13 @@ class LoadersRecorder(harness.Recorder):
 @contextlib.contextmanager
 def _fresh_collection() -> Iterator[None]:
     """Each scenario starts with an empty QUEUE_RUNNERS collection, as each TF program has its own graph."""
-    from loaders import coordinator
+    from loaders import queue_runner
 
-    coordinator._queue_runners.clear()
+    queue_runner._queue_runners.clear()
     try:
         yield
     finally:
-        coordinator._queue_runners.clear()
+        queue_runner._queue_runners.clear()
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -450,9 +450,6 @@ class testCancelledEnqueueWithoutCoordinator(Scenario):
     """A producer blocked in enqueue when its queue is cancelled: TF counts the CancelledError as
     an error of the runner (its default queue_closed_exception_types is OutOfRangeError alone)."""
 
-    differs = ("QueueRunner's queue_closed_exception_types defaults to (OutOfRangeError, CancelledError): "
-               "a producer thread or process whose queue is cancelled ends quietly instead of reporting CancelledError")
-
     def tf(self, tf, rec):
         queue = tf.FIFOQueue(1, tf.float32)
         size = queue.size()
