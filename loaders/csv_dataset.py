@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from .csv_parse import (
-    Column, ColumnValues, RecordSpec, columns_from_defaults, count_lines, decode_block_fast, decode_lines, parse_number, split_fields,
-)
+from .csv_fast import decode_block_fast
+from .csv_numbers import parse_number
+from .csv_parse import Column, ColumnValues, RecordSpec, columns_from_defaults, count_lines, decode_lines, split_fields
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
 from .files import expand_paths
