@@ -14,7 +14,7 @@ import numpy as np
 
 from .csv_dataset import CSVDataset
 from .csv_fast import decode_block_fast
-from .csv_parse import RecordSpec, columns_from_defaults, count_lines, decode_lines, decode_rows, scalar, to_tensor
+from .csv_parse import RecordSpec, columns_from_defaults, decode_lines, decode_rows, scalar, to_tensor
 from .dtypes import is_string
 from .errors import InvalidArgumentError
 
@@ -116,12 +116,12 @@ def decode_csv(
 
 
 def _decode_fast(lines: List[bytes], spec: RecordSpec) -> Optional[list]:
-    """The C parser's answer for these records, or None: records holding CR or LF (or empty
-    ones) keep TF's meaning only in the exact decoder."""
+    """The C parser's answer for these records, or None: records holding CR or LF keep TF's
+    meaning only in the exact decoder."""
     block = b"\n".join(lines)
-    if b"\r" in block or count_lines(block) != len(lines):
+    if b"\r" in block:
         return None
-    return decode_block_fast(block, len(lines), spec)
+    return decode_block_fast(block, spec, len(lines))  # declines when a record holds a newline
 
 
 def _locate(index: int) -> str:

@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset
 from .csv_fast import decode_block_fast
 from .csv_numbers import parse_number
 from .csv_parse import (
-    Column, ColumnValues, RecordSpec, columns_from_defaults, count_lines, decode_lines, excerpt, split_fields,
+    Column, ColumnValues, RecordSpec, columns_from_defaults, decode_lines, excerpt, split_fields,
 )
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
@@ -310,7 +310,7 @@ class CSVDataset(IterableDataset):
         return out
 
     def _decode(self, path: str, offset: int, block: bytes) -> List[ColumnValues]:
-        decoded = decode_block_fast(block, count_lines(block), self.spec)
+        decoded = decode_block_fast(block, self.spec)
         if decoded is not None:
             return decoded
         first_line: List[int] = []

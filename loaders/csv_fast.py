@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -40,10 +40,10 @@ def _read_options() -> dict:
     return _pandas_options
 
 
-def decode_block_fast(block: bytes, num_lines: int, spec: RecordSpec) -> Optional[List[ColumnValues]]:
-    """Decode ``num_lines`` records separated by ``\\n`` (each may end in a ``\\r`` that is not part
-    of it, as CRLF files do), or return ``None`` when the result could differ from the exact
-    decoder's."""
+def decode_block_fast(block: bytes, spec: RecordSpec, num_lines: Optional[int] = None) -> Optional[List[ColumnValues]]:
+    """Decode the records of ``block``, separated by ``\\n`` (each may end in a ``\\r`` that is not
+    part of it, as CRLF files do), or return ``None`` when the result could differ from the exact
+    decoder's, or when the block does not hold ``num_lines`` lines (if given)."""
     delim = spec.delim[0]
     if not block or delim in b'"\r\n' or delim >= 128 or b"\x00" in block or block.startswith(b"\xef\xbb\xbf"):
         return None
@@ -59,12 +59,12 @@ def decode_block_fast(block: bytes, num_lines: int, spec: RecordSpec) -> Optiona
     if fields.count == 1 and (fields.lengths(0) == 0).any():  # an empty record: an error, or a skipped blank line
         return None
     frame = _read(block, fields.count, select, spec)
-    if frame is None or len(frame) != num_lines:
+    if frame is None or len(frame) != fields.lines:
         return None
     maybe_float = any(char in block for char in (b".", b"e", b"E"))
     out: List[ColumnValues] = []
     for field_index, column in zip(select, spec.columns):
-        values = _column(frame[field_index], column, spec.na_value, fields.at(field_index), maybe_float)
+        values = _column(frame[field_index], column, spec.na_value, lambda: fields.at(field_index), maybe_float)
         if values is None:
             return None
         out.append(values)
@@ -77,14 +77,16 @@ class _Fields:
 
     def __init__(self, arr: np.ndarray, delims: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
         self.arr, self.delims, self.starts, self.ends = arr, delims, starts, ends
-        self.count = delims.shape[1] + 1
+        self.count, self.lines = delims.shape[1] + 1, len(starts)
 
     @classmethod
-    def of(cls, block: bytes, num_lines: int, delim: int, crlf: bool) -> Optional["_Fields"]:
-        """The fields of ``block``, or None unless every line has the same number of fields."""
+    def of(cls, block: bytes, num_lines: Optional[int], delim: int, crlf: bool) -> Optional["_Fields"]:
+        """The fields of ``block``, or None unless every line has the same number of fields (and
+        there are ``num_lines`` lines, if given)."""
         arr = np.frombuffer(block, np.uint8)
         newlines = np.flatnonzero(arr == 10)
         ends = newlines if block.endswith(b"\n") else np.append(newlines, arr.size)
+        num_lines = ends.size if num_lines is None else num_lines
         delims = np.flatnonzero(arr == delim)
         if not num_lines or ends.size != num_lines or delims.size % num_lines:
             return None
@@ -135,12 +137,14 @@ def _read(block: bytes, num_fields: int, select: List[int], spec: RecordSpec) ->
         return None  # not provably equal: the exact decoder re-reads these lines and names the bad one
 
 
-def _column(series: Any, column: Any, na_value: bytes, where: tuple, maybe_float: bool) -> Optional[ColumnValues]:
-    """One decoded column from pandas' parse, or None where it may differ from the exact decoder."""
-    arr, starts, ends = where
+def _column(series: Any, column: Any, na_value: bytes, where: Callable[[], tuple], maybe_float: bool) -> Optional[ColumnValues]:
+    """One decoded column from pandas' parse, or None where it may differ from the exact decoder;
+    ``where()`` gives the block and the column's field offsets, computed only when needed."""
     missing = series.isna().to_numpy()
-    if missing.any() and (column.default is None or not _only_na(arr, starts[missing], ends[missing], na_value)):
-        return None
+    if missing.any():
+        arr, starts, ends = where()
+        if column.default is None or not _only_na(arr, starts[missing], ends[missing], na_value):
+            return None
     if column.categories is not None:
         codes = series.map({name.decode("utf-8", "replace"): code for name, code in column.categories.items()})
         if missing.any():
@@ -151,11 +155,11 @@ def _column(series: Any, column: Any, na_value: bytes, where: tuple, maybe_float
     if is_string(column.dtype):
         return [column.default if gap else text.encode("utf-8") for text, gap in zip(series.tolist(), missing)]
     floating = column.dtype.is_floating_point
-    if not floating and maybe_float and _float_syntax(arr, starts, ends):
+    if not floating and maybe_float and _float_syntax(*where()):
         return None
     filled = series.fillna(column.default) if missing.any() else series
     numbers = filled.to_numpy(dtype=np.float64 if floating else np.int64)
-    if column.dtype == torch.float32 and float32_ambiguous(numbers[~missing]):
+    if column.dtype == torch.float32 and float32_ambiguous(numbers):
         return None
     if column.dtype == torch.int32 and numbers.size:
         low, high = INT_RANGE[torch.int32]

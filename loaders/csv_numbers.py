@@ -33,8 +33,8 @@ _FLOAT = re.compile(
 )
 #: The range of each integer column type.
 INT_RANGE = {torch.int32: (-(2**31), 2**31 - 1), torch.int64: (-(2**63), 2**63 - 1)}
-#: float32's smallest normal number; below it the spacing of float32 values is fixed.
-_FLOAT32_MIN_NORMAL = 2.0**-126
+#: The bits of float32's smallest normal number as a float64; below it float32's steps are fixed.
+_FLOAT32_MIN_NORMAL_BITS = int(np.array(2.0**-126).view(np.int64))
 _DECIMAL = b"0123456789.eE+-"
 
 
@@ -106,15 +106,14 @@ def _nearest(value: float, number: Fraction) -> float:
 
 
 def float32_ambiguous(values: np.ndarray) -> bool:
-    """Whether casting these doubles to float32 could round differently from the texts they
-    were read from: one lies halfway between two float32s (or in float32's subnormal range)."""
-    finite = values[np.isfinite(values) & (values != 0)]
-    with np.errstate(over="ignore"):
-        exact = (finite.astype(np.float32).astype(np.float64) == finite).all()
-    if not finite.size or exact:
-        return False
-    halfway = (finite.view(np.int64) & 0x1FFFFFFF) == 0x10000000  # 29 dropped bits: exactly a half
-    return bool(halfway.any() or (np.abs(finite) < _FLOAT32_MIN_NORMAL).any())
+    """Whether casting these doubles to float32 could round differently from the texts they were
+    read from: one lies exactly halfway between two float32s (its 29 bits below float32's
+    precision are a one and zeros), or in float32's subnormal range (checked no further)."""
+    bits = values.view(np.int64)
+    if ((bits & 0x1FFFFFFF) == 0x10000000).any():
+        return True
+    magnitude = bits & 0x7FFFFFFFFFFFFFFF
+    return bool(((magnitude != 0) & (magnitude < _FLOAT32_MIN_NORMAL_BITS)).any())
 
 
 __all__ = ["INT_RANGE", "parse_number", "parse_int", "parse_float", "float32_ambiguous"]
