@@ -208,9 +208,9 @@ class FixedLengthRecordReader(ReaderBase):
 
     def _records_of(self, path: bytes, name: str, stream: BinaryIO) -> Iterator[Record]:
         """Slide over the stream: ``buf[off:]`` holds the bytes from the next record's offset on."""
-        header = stream.read(self.header_bytes)
-        if len(header) < self.header_bytes:
-            raise self._too_short(name, len(header))
+        header = _skip(stream, self.header_bytes)
+        if header < self.header_bytes:
+            raise self._too_short(name, header)
         need = self.record_bytes + self.footer_bytes
         position, covered, index = self.header_bytes, self.header_bytes, 0
         buf, off, ended = b"", 0, False
@@ -234,9 +234,8 @@ class FixedLengthRecordReader(ReaderBase):
             off += self.hop_bytes
             if off > len(buf):  # the hop lands past the buffered bytes: skip the gap
                 gap = off - len(buf)
-                skipped = len(stream.read(gap))
                 buf, off = b"", 0
-                if skipped < gap:
+                if _skip(stream, gap) < gap:
                     return  # the file ends inside a gap: no record is cut short
 
     def _too_short(self, name: str, size: int) -> DataLossError:
@@ -244,6 +243,17 @@ class FixedLengthRecordReader(ReaderBase):
             f"{name}: {size} bytes is shorter than header_bytes ({self.header_bytes}) + footer_bytes "
             f"({self.footer_bytes})"
         )
+
+
+def _skip(stream: BinaryIO, count: int) -> int:
+    """Read past ``count`` bytes of ``stream`` a chunk at a time; how many there were."""
+    skipped = 0
+    while skipped < count:
+        chunk = stream.read(min(count - skipped, _CHUNK))
+        if not chunk:
+            break
+        skipped += len(chunk)
+    return skipped
 
 
 def _decompressed(raw: BinaryIO, encoding: str, name: str) -> BinaryIO:
