@@ -41,6 +41,11 @@ def _flatten(records: Any) -> Tuple[List[int], List[bytes]]:
         return list(records.shape), [_as_record(record) for record in records.reshape(-1).tolist()]
     if isinstance(records, (bytes, str, np.bytes_)) or not isinstance(records, (list, tuple)):
         return [], [_as_record(records)]
+    try:  # the common case, a flat list of records, without a call per record
+        return [len(records)], [_as_record(record) for record in records]
+    except TypeError:
+        if not any(isinstance(item, (list, tuple, np.ndarray)) for item in records):
+            raise
     parts = [_flatten(item) for item in records]
     shapes = {tuple(shape) for shape, _ in parts}
     if len(shapes) > 1:

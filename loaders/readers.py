@@ -88,6 +88,8 @@ class ReaderBase:
             raise error
         keys: List[bytes] = []
         values: List[bytes] = []
+        # a one-record file is read to its end, so that it is complete when its record is returned
+        stop = limit + 1 if self._single_record else limit
         while not keys:
             if self._records is None:
                 self._next_work(queue)
@@ -95,7 +97,7 @@ class ReaderBase:
                 for key, value in self._records:
                     keys.append(key)
                     values.append(value)
-                    if len(keys) == limit and not self._single_record:
+                    if len(keys) == stop:
                         break
                 else:
                     self._finished += 1
