@@ -12,7 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "errors": [
-        "OpError", "OutOfRangeError", "CancelledError", "DeadlineExceededError",
+        "OpError", "OutOfRangeError", "CancelledError", "DeadlineExceededError", "NotFoundError",
         "InvalidArgumentError", "DataLossError", "UnknownError",
     ],
     "dtypes": ["string", "as_dtype"],

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from .csv_fast import decode_block_fast
+from .csv_numbers import parse_number
 from .csv_parse import (
-    Column, ColumnValues, RecordSpec, columns_from_defaults, count_lines, decode_block_fast, decode_lines, parse_number, split_fields,
+    Column, ColumnValues, RecordSpec, columns_from_defaults, decode_lines, excerpt, split_fields,
 )
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
@@ -35,6 +37,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 ColumnRef = Union[str, int]
 #: Decoded rows: a features matrix and a label vector (or None), as numpy arrays.
 Piece = Tuple[np.ndarray, Optional[np.ndarray]]
+#: Rows sampled for type inference: (line number, fields).
+Sampled = List[Tuple[int, List[bytes]]]
 
 
 def _read_split(handle: Any, index: int, size: int, chunk_bytes: int) -> Tuple[int, bytes]:
@@ -70,17 +74,36 @@ def _split_lines(block: bytes) -> List[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _infer_column(fields: List[bytes]) -> Column:
-    """int64 when every sampled value is an int, float32 when a number, else string; required."""
-    present = [field for field in fields if field]
-    for dtype in (torch.int64, torch.float32):
-        try:
-            for field in present:
-                parse_number(field, dtype)
-        except ValueError:
-            continue
-        return Column(dtype)
-    return Column(string)
+def _is_number(field: bytes, dtype: torch.dtype) -> bool:
+    try:
+        parse_number(field, dtype)
+    except ValueError:
+        return False
+    return True
+
+
+def _infer_column(fields: List[bytes], na_value: bytes) -> Column:
+    """int64 when the sampled numbers are all ints, float32 when not, string when most sampled
+    values are no numbers; required. A few cells that are no number in a numeric column (a
+    typo such as ``1e``) are bad rows, reported as ``file:line`` (or skipped) where they are read."""
+    present = [field for field in fields if field and field != na_value]
+    numbers = [field for field in present if _is_number(field, torch.float32)]
+    if 2 * len(numbers) <= len(present) and present:
+        return Column(string)
+    return Column(torch.int64 if all(_is_number(field, torch.int64) for field in numbers) else torch.float32)
+
+
+def _sample_rows(sample: List[Tuple[int, bytes]], delim: bytes, quote: bool) -> Sampled:
+    """The sampled lines split into fields; blank lines and lines that do not split are left
+    out (a bad row is reported, or skipped, where it is read)."""
+    rows = []
+    for number, line in sample:
+        if line:
+            try:
+                rows.append((number, split_fields(line, delim, quote)))
+            except InvalidArgumentError:
+                continue
+    return rows
 
 
 def _column_index(names: List[str], ref: ColumnRef) -> int:
@@ -109,10 +132,20 @@ def _given_columns(record_defaults: Any, names: List[str]) -> Dict[int, Column]:
     return dict(enumerate(columns_from_defaults(record_defaults)))
 
 
-def _learn_categories(index: int, sampled: List[List[bytes]]) -> Dict[str, int]:
-    """Codes for the distinct sampled values of a column, in sorted order (the same in every worker)."""
-    seen = {fields[index].decode("utf-8") for fields in sampled} - {""}
-    return {text: code for code, text in enumerate(sorted(seen))}
+def _learn_categories(index: int, sampled: Sampled, where: str, skip: bool) -> Dict[str, int]:
+    """Codes for the distinct sampled values of a column, in sorted order (the same in every worker).
+    A value that is not UTF-8 text is a bad row: an error naming ``where:line``, or left out."""
+    seen = set()
+    for number, fields in sampled:
+        try:
+            seen.add(fields[index].decode("utf-8"))
+        except UnicodeDecodeError as error:
+            if not skip:
+                raise InvalidArgumentError(
+                    f"{where}:{number}: categorical column {index} is not valid UTF-8 (byte {error.start}): "
+                    f"{excerpt(fields[index])}"
+                ) from None
+    return {text: code for code, text in enumerate(sorted(seen - {""}))}
 
 
 class CSVDataset(IterableDataset):
@@ -126,16 +159,20 @@ class CSVDataset(IterableDataset):
 
     Column types come from ``record_defaults`` (TF1's rules; a list aligned with all the file's
     columns, or a dict from column name or index to default) and are otherwise inferred from
-    the first ``infer_rows`` rows of the first file (int64, float32 or string; inferred columns
-    are required). A string column must be categorical: ``categories={"famhist": {"Present": 1,
-    "Absent": 0}}`` gives the codes; ``categories={"famhist": None}`` (or a list of names) learns
-    them from the sampled rows, sorted, so every worker agrees; an unknown value is a bad row.
+    the first ``infer_rows`` rows of the first file (int64, float32 or string, by TF's number
+    syntax; inferred columns are required; a column that is mostly numbers stays numeric, its
+    other cells being bad rows). A string column must be categorical:
+    ``categories={"famhist": {"Present": 1, "Absent": 0}}`` gives the codes;
+    ``categories={"famhist": None}`` (or a list of names) learns them from the sampled rows,
+    sorted, so every worker agrees; an unknown value is a bad row.
     ``categories`` (attribute) holds the codes in use, by column name.
 
-    A bad row (wrong field count, unparsable or missing value) raises ``InvalidArgumentError``
-    (a ``ValueError``) naming ``file:line``; with ``on_bad_row="skip"`` it is logged and counted
-    in ``bad_rows`` (per process: each DataLoader worker counts and logs its own). Blank lines
-    are skipped. A record is one line (quoted fields may hold the delimiter, not newlines).
+    A bad row (wrong field count, malformed quotes, unparsable or missing value, text that is
+    not UTF-8 in a categorical column) raises ``InvalidArgumentError`` (a ``ValueError``)
+    naming ``file:line`` and quoting a short excerpt, wherever it is, the sampled rows
+    included; with ``on_bad_row="skip"`` it is logged and counted in ``bad_rows`` (per process:
+    each DataLoader worker counts and logs its own). Blank lines are skipped. A record is one
+    line; fields are split by TF's ``decode_csv`` rules (quoted fields may hold the delimiter).
     ``chunk_bytes`` is the unit of reading and of sharing out work among workers and ranks.
     """
 
@@ -170,13 +207,13 @@ class CSVDataset(IterableDataset):
         self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         self.bad_rows = 0
         self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
-        delim = field_delim.encode("utf-8")
+        delim, na = field_delim.encode("utf-8"), na_value.encode("utf-8")
         self._header_line, sample = self._head(self.files[0], infer_rows)
-        rows = [split_fields(line, delim, use_quote_delim) for line in sample if line]
-        self.column_names = self._names(split_fields(self._header_line, delim, use_quote_delim) if header
-                                        else (rows[0] if rows else []), column_names)
+        rows = _sample_rows(sample, delim, use_quote_delim)
+        self.column_names = self._names(self._header_fields(delim, use_quote_delim) if header
+                                        else (rows[0][1] if rows else []), column_names)
         names = self.column_names
-        sampled = [fields for fields in rows if len(fields) == len(names)]
+        sampled = [(number, fields) for number, fields in rows if len(fields) == len(names)]
         chosen = [_column_index(names, ref) for ref in select_columns] if select_columns is not None \
             else list(range(len(names)))
         self.label_index = _column_index(names, label_column) if label_column is not None else None
@@ -187,12 +224,12 @@ class CSVDataset(IterableDataset):
         columns = []
         for index in used:
             column = given.get(index) or (Column(string) if index in codes else
-                                          _infer_column([fields[index] for fields in sampled]))
+                                          _infer_column([fields[index] for _, fields in sampled], na))
             columns.append(self._check_column(index, column, codes, sampled))
         self.categories = {names[index]: mapping for index, mapping in codes.items()}
         self.spec = RecordSpec(
             columns, select=used, num_fields=len(names), delim=delim, quote=use_quote_delim,
-            na_value=na_value.encode("utf-8"), names=names,
+            na_value=na, names=names,
         )
         self._position = {index: position for position, index in enumerate(used)}
 
@@ -201,24 +238,35 @@ class CSVDataset(IterableDataset):
         """The names of the feature columns, in the order of the features vector."""
         return [self.column_names[index] for index in self.feature_indices]
 
-    def _head(self, path: str, rows: int) -> Tuple[bytes, List[bytes]]:
+    def _head(self, path: str, rows: int) -> Tuple[bytes, List[Tuple[int, bytes]]]:
+        """The header line and the first ``rows`` lines with their 1-based line numbers."""
         with open(path, "rb") as handle:
             header = handle.readline() if self.header else b""
             if self.header and not header:
                 raise ValueError(f"{path}: the file is empty but header=True expects a header line")
             lines = [handle.readline() for _ in range(rows)]
-        return (_split_lines(header)[0] if header else b""), _split_lines(b"".join(lines))
+        first = 2 if self.header else 1
+        return (_split_lines(header)[0] if header else b""), list(enumerate(_split_lines(b"".join(lines)), first))
+
+    def _header_fields(self, delim: bytes, quote: bool) -> List[bytes]:
+        try:
+            return split_fields(self._header_line, delim, quote)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"{self.files[0]}:1: bad header: {error.message}") from None
 
     def _names(self, first: List[bytes], column_names: Optional[Sequence[str]]) -> List[str]:
         if column_names is None:
             if self.header:
-                return [field.decode("utf-8-sig").strip() for field in first]
+                try:
+                    return [field.decode("utf-8-sig").strip() for field in first]
+                except UnicodeDecodeError as error:
+                    raise ValueError(f"{self.files[0]}:1: the header is not valid UTF-8 ({error})") from None
             return [str(index) for index in range(len(first))]
         if len(column_names) != len(first):
             raise ValueError(f"{self.files[0]}: {len(first)} columns but {len(column_names)} column_names were given")
         return [str(name) for name in column_names]
 
-    def _resolve_categories(self, categories: Any, used: List[int], sampled: List[List[bytes]]) -> Dict[int, Dict[str, int]]:
+    def _resolve_categories(self, categories: Any, used: List[int], sampled: Sampled) -> Dict[int, Dict[str, int]]:
         """Column index -> {text: code} for the categorical columns (given or learned)."""
         if categories is None:
             return {}
@@ -228,27 +276,31 @@ class CSVDataset(IterableDataset):
             index = _column_index(self.column_names, ref)
             if index not in used:
                 raise ValueError(f"categorical column {ref!r} is not among the selected columns")
-            mapping = _learn_categories(index, sampled) if mapping is None else mapping
+            if mapping is None:
+                mapping = _learn_categories(index, sampled, self.files[0], self.on_bad_row == "skip")
             codes[index] = {str(text): int(code) for text, code in mapping.items()}
         return codes
 
-    def _check_column(self, index: int, column: Column, codes: Dict[int, Dict[str, int]], sampled: List[List[bytes]]) -> Column:
+    def _check_column(self, index: int, column: Column, codes: Dict[int, Dict[str, int]], sampled: Sampled) -> Column:
         """The column with its category codes attached, or a ValueError saying what is missing."""
         name = self.column_names[index]
         if index not in codes:
             if is_string(column.dtype):
-                texts = [fields[index] for fields in sampled if _infer_column([fields[index]]).dtype is string]
+                texts = [(number, fields[index]) for number, fields in sampled
+                         if fields[index] and not _is_number(fields[index], torch.float32)]
+                example = f" (such as {excerpt(texts[0][1])} at {self.files[0]}:{texts[0][0]})" if texts else ""
                 raise ValueError(
-                    f"column {name!r} holds text (such as {texts[:1]}): map it to ints with "
+                    f"column {name!r} holds text{example}: map it to ints with "
                     f"categories={{{name!r}: {{...}}}} (or None to learn them), leave it out with "
                     "select_columns, or give its type in record_defaults"
                 )
             return column
         if not is_string(column.dtype):
             raise ValueError(f"categorical column {name!r} has type {column.dtype} in record_defaults; give [''] or a string default")
-        if column.default is not None and column.default.decode("utf-8") not in codes[index]:
-            raise ValueError(f"the default {column.default!r} of categorical column {name!r} is not one of its categories")
-        return column._replace(categories={text.encode("utf-8"): code for text, code in codes[index].items()})
+        mapping = {text.encode("utf-8"): code for text, code in codes[index].items()}
+        if column.default is not None and column.default not in mapping:
+            raise ValueError(f"the default {excerpt(column.default)} of categorical column {name!r} is not one of its categories")
+        return column._replace(categories=mapping)
 
     def _splits(self) -> List[Tuple[str, int, int]]:
         """Every (file, range index, file size) of the dataset, in order."""
@@ -259,9 +311,7 @@ class CSVDataset(IterableDataset):
         return out
 
     def _decode(self, path: str, offset: int, block: bytes) -> List[ColumnValues]:
-        lines = count_lines(block)
-        blank = self.spec.num_fields == 1 and b"" in _split_lines(block)
-        decoded = None if blank else decode_block_fast(block, lines, self.spec)
+        decoded = decode_block_fast(block, self.spec)
         if decoded is not None:
             return decoded
         first_line: List[int] = []

@@ -1,32 +1,33 @@
 """CSV record parsing shared by ``decode_csv`` and ``CSVDataset``: TF1's ``record_defaults`` rules,
-RFC 4180 field splitting, and typed column decoding with errors that name the record.
+TensorFlow's field splitting and number syntax, and typed column decoding with errors that name
+the record.
 
-Two decoders give the same values: :func:`decode_lines` (exact, pure Python, precise errors) and
-:func:`decode_block_fast` (pandas' C parser over many lines at once). The fast one only answers
-when it can prove its result equals the exact one (no quotes, every line has the expected number
-of fields, every value parses); otherwise it returns ``None`` and the caller runs the exact one,
-which also produces the error message or skips the bad rows.
+This is the exact decoder (pure Python, precise errors). :mod:`loaders.csv_fast` decodes many
+records at once with pandas' C parser where that provably gives this module's answers.
 
-One record is one line: a quoted field may hold the delimiter and doubled quotes (``""``), but
-not a newline. An unquoted field may contain a quote character (read literally).
+Fields follow TensorFlow's ``DecodeCSV`` kernel: a field in double quotes may hold the delimiter,
+CR, LF and doubled quotes (``""``); a quote, CR or LF inside an unquoted field is an error; CR and
+LF at the start of a field are skipped; an empty record has no fields. Error messages quote at
+most a short excerpt of a field or record.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from .csv_numbers import INT_RANGE, parse_float, parse_int
 from .dtypes import DType, as_dtype, dtype_name, is_string, string
 from .errors import InvalidArgumentError
 
 #: The column types ``decode_csv`` supports, as in TF1.
 SUPPORTED = (torch.float32, torch.float64, torch.int32, torch.int64, string)
-_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.int32: np.int32, torch.int64: np.int64}
-_INT32 = (-(2**31), 2**31 - 1)
+NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.int32: np.int32, torch.int64: np.int64}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: How much of a bad field, or a bad record, an error message quotes.
+FIELD_EXCERPT, RECORD_EXCERPT = 40, 120
 
 #: A decoded column: a numpy array for numbers, a list of ``bytes`` for strings.
 ColumnValues = Union[np.ndarray, List[bytes]]
@@ -42,15 +43,24 @@ class Column(NamedTuple):
 
 
 class RecordSpec(NamedTuple):
-    """How to split and type a record: output columns, the fields they come from, the format."""
+    """How to split and type a record: output columns, the fields they come from, the format.
+
+    With ``select`` and no ``num_fields`` (``decode_csv``'s ``select_cols``), fields after the
+    last selected one are neither parsed nor counted, as in TF."""
 
     columns: Sequence[Column]
     select: Optional[Sequence[int]] = None  # field index of each column; None: field i -> column i
-    num_fields: Optional[int] = None  # exact field count per record; None: at least max(select) + 1
+    num_fields: Optional[int] = None  # exact field count per record
     delim: bytes = b","
     quote: bool = True
     na_value: bytes = b""
     names: Optional[Sequence[str]] = None  # column names per field index, for messages
+
+
+def excerpt(data: bytes, limit: int = FIELD_EXCERPT) -> str:
+    """``data`` as an error message quotes it: at most ``limit`` bytes, then its full size."""
+    text = repr(data[:limit].decode("utf-8", "replace"))
+    return text if len(data) <= limit else f"{text}... ({len(data)} bytes)"
 
 
 def _as_bytes(value: Union[str, bytes]) -> bytes:
@@ -60,9 +70,8 @@ def _as_bytes(value: Union[str, bytes]) -> bytes:
 def _checked_dtype(dtype: Any) -> DType:
     dt = as_dtype(dtype)
     if dt not in SUPPORTED:
-        raise ValueError(
-            f"unsupported type {dtype_name(dt)}; expected one of "
-            + ", ".join(dtype_name(d) for d in SUPPORTED)
+        raise TypeError(
+            f"unsupported type {dtype_name(dt)}; expected one of " + ", ".join(dtype_name(d) for d in SUPPORTED)
         )
     return dt
 
@@ -72,10 +81,13 @@ def _is_dtype(value: Any) -> bool:
 
 
 def _column_from_value(value: Any) -> Column:
-    """A default value gives the type: float -> float32, int -> int32, str/bytes -> string."""
+    """A default value gives the type: float -> float32, int -> int32 (int64 when it needs it),
+    str/bytes -> string; a tensor or numpy value keeps its dtype."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
         dtype = _checked_dtype(value.dtype)
+        if array.ndim > 1:
+            raise ValueError(f"a default must be a scalar or a vector of one value, got shape {tuple(array.shape)}")
         if array.size == 0:
             return Column(dtype)
         if array.size != 1:
@@ -89,15 +101,11 @@ def _column_from_value(value: Any) -> Column:
     if isinstance(value, float):
         return Column(torch.float32, value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return Column(torch.int32, check_int32(value))
-    raise ValueError(f"cannot use {value!r} as a default; give a number, a string, [] or a dtype")
-
-
-def check_int32(value: int) -> int:
-    """``value`` when it fits int32, else ValueError."""
-    if not _INT32[0] <= value <= _INT32[1]:
-        raise ValueError(f"{value} is out of range for int32")
-    return value
+        for dtype in (torch.int32, torch.int64):
+            if INT_RANGE[dtype][0] <= value <= INT_RANGE[dtype][1]:
+                return Column(dtype, value)
+        raise TypeError(f"the default {value} does not fit int64")
+    raise TypeError(f"cannot use {value!r} as a default; give a number, a string, [] or a dtype")
 
 
 def columns_from_defaults(record_defaults: Sequence[Any]) -> List[Column]:
@@ -105,10 +113,13 @@ def columns_from_defaults(record_defaults: Sequence[Any]) -> List[Column]:
 
     A value (bare or in a one-element list/tensor) is the default and gives the type; an empty
     list means a required float32 column; a dtype (bare or in a list) means a required column.
+    Not a list: TypeError; a bad entry: TypeError or ValueError, as TF raises them.
     Results are cached by value, since TF1 code passes the same list for every record.
     """
     if isinstance(record_defaults, (str, bytes)) or not isinstance(record_defaults, Sequence):
-        raise ValueError("record_defaults must be a list with one entry per column")
+        raise TypeError(
+            f"record_defaults must be a list with one entry per column, not {type(record_defaults).__name__}"
+        )
     key = _cache_key(record_defaults)
     if key is not None and key in _COLUMNS_CACHE:
         return list(_COLUMNS_CACHE[key])
@@ -116,8 +127,8 @@ def columns_from_defaults(record_defaults: Sequence[Any]) -> List[Column]:
     for index, entry in enumerate(record_defaults):
         try:
             columns.append(_column(entry))
-        except ValueError as error:
-            raise ValueError(f"record_defaults[{index}]: {error}") from None
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"record_defaults[{index}]: {error}") from None
     if not columns:
         raise ValueError("record_defaults must name at least one column")
     if key is not None:
@@ -154,51 +165,87 @@ def _column(entry: Any) -> Column:
         if not entry:
             return Column(torch.float32)
         entry = entry[0]
+        if isinstance(entry, (list, tuple)):
+            raise ValueError("a default must be a scalar or a vector of at most one value, got a nested list")
     if _is_dtype(entry):
         return Column(_checked_dtype(entry))
     return _column_from_value(entry)
 
 
-def split_fields(line: bytes, delim: bytes, quote: bool) -> List[bytes]:
-    """The fields of one record; with ``quote``, RFC 4180 quoting: ``"a,b"`` is one field and a
-    doubled quote inside quotes is one quote character."""
-    if not quote or b'"' not in line:
-        return line.split(delim)
-    text = line.decode("utf-8", "surrogateescape")
-    try:
-        rows = list(csv.reader([text], delimiter=delim.decode(), quotechar='"', doublequote=True, strict=True))
-    except csv.Error as error:
-        raise InvalidArgumentError(f"malformed quoted field ({error})") from None
-    if len(rows) != 1:
-        raise InvalidArgumentError("malformed quoted field (a record must be one line)")
-    return [field.encode("utf-8", "surrogateescape") for field in rows[0]]
+def split_fields(line: bytes, delim: bytes, quote: bool, select: Optional[Sequence[int]] = None) -> List[bytes]:
+    """The fields of one record, split as TF's ``DecodeCSV`` splits them (see the module doc).
+
+    With ``select`` (increasing field indices), only those fields are returned and parsing stops
+    after the last of them. A malformed field raises InvalidArgumentError.
+    """
+    if not line:
+        return []
+    if (not quote or b'"' not in line) and b"\n" not in line and b"\r" not in line:
+        fields = line.split(delim)
+        return fields if select is None else [fields[index] for index in select if index < len(fields)]
+    return _split_quoted(line, delim[0], quote, select)
 
 
-def _show(field: bytes) -> str:
-    return field.decode("utf-8", "replace")
+def _split_quoted(line: bytes, delim: int, quote: bool, select: Optional[Sequence[int]]) -> List[bytes]:
+    """TF's field loop, for records holding quotes, CR or LF."""
+    size, index, parsed, fields = len(line), 0, 0, []
+    while index < size:
+        if line[index] in b"\r\n":  # skipped at the start of a field
+            index += 1
+            continue
+        if quote and line[index] == 34:  # '"'
+            field, index = _quoted_field(line, index + 1, delim, parsed)
+        else:
+            end = line.find(delim, index)
+            end = size if end < 0 else end
+            field = line[index:end]
+            if (quote and b'"' in field) or b"\n" in field or b"\r" in field:
+                raise InvalidArgumentError(
+                    f"field {parsed}: an unquoted field cannot hold a quote, CR or LF: {excerpt(field)}"
+                )
+            index = end + 1
+        if select is None or select[len(fields)] == parsed:
+            fields.append(field)
+            if select is not None and len(fields) == len(select):
+                return fields
+        parsed += 1
+    if line[-1] == delim and (select is None or select[len(fields)] == parsed):
+        fields.append(b"")  # a record ending in the delimiter ends with an empty field
+    return fields
 
 
-def parse_number(field: bytes, dtype: DType) -> Any:
-    """The int or float that a non-empty ``field`` holds for a numeric ``dtype``; ValueError if none."""
-    if b"_" in field:  # Python's int()/float() accept digit separators; CSV does not
-        raise ValueError
-    if dtype.is_floating_point:
-        return float(field)
-    try:
-        value = int(field)
-    except ValueError:
-        number = float(field)  # an integral float such as 3.0 is accepted, as pandas does
-        if not math.isfinite(number) or not number.is_integer():
-            raise
-        value = int(number)
-    return check_int32(value) if dtype == torch.int32 else value
+def _quoted_field(line: bytes, index: int, delim: int, parsed: int) -> Tuple[bytes, int]:
+    """The text of the quoted field whose content starts at ``index``, and where the next starts."""
+    size, parts = len(line), []
+    while index < size - 1:
+        found = line.find(b'"', index, size - 1)
+        if found < 0:
+            parts.append(line[index:size - 1])
+            index = size - 1
+            break
+        parts.append(line[index:found])
+        if line[found + 1] == delim:
+            index = found
+            break
+        if line[found + 1] != 34:
+            raise InvalidArgumentError(
+                f"malformed quoted field {parsed}: a quote inside quotes must be doubled: {excerpt(line[found:])}"
+            )
+        parts.append(b'"')
+        index = found + 2
+    if not (index < size and line[index] == 34 and (index == size - 1 or line[index + 1] == delim)):
+        raise InvalidArgumentError(
+            f"malformed quoted field {parsed}: it must end with a quote followed by the delimiter or the end "
+            "of the record"
+        )
+    return b"".join(parts), index + 2
 
 
 def _fields_error(spec: RecordSpec, count: int) -> Optional[str]:
     if spec.num_fields is not None:
         return None if count == spec.num_fields else f"expected {spec.num_fields} fields but found {count}"
-    need = max(spec.select) + 1 if spec.select is not None else len(spec.columns)
-    return None if count >= need else f"expected at least {need} fields but found {count}"
+    need = len(spec.columns)
+    return None if count == need else f"expected {need} selected fields (select_cols) but found {count}"
 
 
 def _label(spec: RecordSpec, field_index: int) -> str:
@@ -207,34 +254,42 @@ def _label(spec: RecordSpec, field_index: int) -> str:
     return f"column {field_index} ({spec.names[field_index]!r})"
 
 
+def _unknown_category(spec: RecordSpec, field_index: int, field: bytes, categories: Dict[bytes, int]) -> str:
+    try:
+        field.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"{_label(spec, field_index)} is not valid UTF-8 (byte {error.start}): {excerpt(field)}"
+    known = sorted(name.decode("utf-8", "replace") for name in categories)
+    shown = ", ".join(repr(name[:FIELD_EXCERPT]) for name in known[:10]) + (", ..." if len(known) > 10 else "")
+    return f"{_label(spec, field_index)} has unknown category {excerpt(field)} (known: {shown})"
+
+
 def decode_record(line: bytes, spec: RecordSpec) -> list:
     """The typed values of one record (exact path); InvalidArgumentError says what is wrong."""
-    fields = split_fields(line, spec.delim, spec.quote)
+    selected = spec.select is not None and spec.num_fields is None
+    fields = split_fields(line, spec.delim, spec.quote, spec.select if selected else None)
     problem = _fields_error(spec, len(fields))
     if problem:
         raise InvalidArgumentError(problem)
     values = []
     for column_index, column in enumerate(spec.columns):
         field_index = spec.select[column_index] if spec.select is not None else column_index
-        field = fields[field_index]
+        field = fields[column_index if selected else field_index]
         if field == b"" or field == spec.na_value:
             if column.default is None:
                 raise InvalidArgumentError(f"{_label(spec, field_index)} is required but missing")
             field = column.default
         elif not is_string(column.dtype):
             try:
-                field = parse_number(field, column.dtype)
+                field = (parse_float if column.dtype.is_floating_point else parse_int)(field, column.dtype)
             except ValueError:
                 raise InvalidArgumentError(
-                    f"{_label(spec, field_index)} is not a valid {dtype_name(column.dtype)}: {_show(field)!r}"
+                    f"{_label(spec, field_index)} is not a valid {dtype_name(column.dtype)}: {excerpt(field)}"
                 ) from None
         if column.categories is not None:
             code = column.categories.get(field)
             if code is None:
-                known = ", ".join(sorted(_show(name) for name in column.categories))
-                raise InvalidArgumentError(
-                    f"{_label(spec, field_index)} has unknown category {_show(field)!r} (known: {known})"
-                )
+                raise InvalidArgumentError(_unknown_category(spec, field_index, field, column.categories))
             field = code
         values.append(field)
     return values
@@ -246,8 +301,11 @@ def _as_columns(rows: List[list], spec: RecordSpec) -> List[ColumnValues]:
         values = [row[index] for row in rows]
         if column.categories is not None:
             out.append(np.array(values, dtype=np.int64))
+        elif is_string(column.dtype):
+            out.append(values)
         else:
-            out.append(values if is_string(column.dtype) else np.array(values, dtype=_NUMPY[column.dtype]))
+            with np.errstate(over="ignore"):  # beyond float32's range is inf, as in TF
+                out.append(np.array(values, dtype=NUMPY[column.dtype]))
     return out
 
 
@@ -268,8 +326,7 @@ def decode_rows(
         try:
             rows.append(decode_record(line, spec))
         except InvalidArgumentError as error:
-            shown = _show(line if len(line) <= 200 else line[:200] + b"...")
-            full = InvalidArgumentError(f"{locate(index)}: {error.message} (record: {shown!r})")
+            full = InvalidArgumentError(f"{locate(index)}: {error.message} (record: {excerpt(line, RECORD_EXCERPT)})")
             if on_bad_row is None:
                 raise full from None
             on_bad_row(index, full)
@@ -287,79 +344,6 @@ def decode_lines(
     return _as_columns(decode_rows(lines, spec, locate, on_bad_row, skip_blank), spec)
 
 
-def _count(block: bytes, byte: bytes) -> int:
-    """Occurrences of one byte (numpy's vectorised compare is ~4x faster than bytes.count)."""
-    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == byte[0]))
-
-
-def count_lines(block: bytes) -> int:
-    """Lines in ``block`` (a final line without newline counts)."""
-    return _count(block, b"\n") + (0 if block.endswith(b"\n") or not block else 1)
-
-
-def decode_block_fast(block: bytes, num_lines: int, spec: RecordSpec) -> Optional[List[ColumnValues]]:
-    """Decode ``num_lines`` newline-separated records with pandas' C parser, or return ``None``
-    when the result could differ from :func:`decode_lines` (the caller then uses that)."""
-    if not block or (spec.quote and b'"' in block):
-        return None
-    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
-        return None
-    num_fields = spec.num_fields
-    if num_fields is None:
-        first = block[: block.find(b"\n")] if b"\n" in block else block
-        num_fields = first.count(spec.delim) + 1
-    if _count(block, spec.delim) != (num_fields - 1) * num_lines:
-        return None
-    import pandas as pd  # the C parser; imported on first use to keep `import loaders` light
-
-    select = list(spec.select) if spec.select is not None else list(range(len(spec.columns)))
-    if max(select) >= num_fields:
-        return None
-    dtypes = {}
-    for field_index, column in zip(select, spec.columns):
-        if is_string(column.dtype):
-            dtypes[field_index] = object
-        elif column.dtype.is_floating_point:
-            dtypes[field_index] = np.float64
-        else:
-            dtypes[field_index] = "Int64" if column.default is not None else np.int64
-    na_values = sorted({"", spec.na_value.decode("utf-8", "replace")})
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(block), header=None, names=list(range(num_fields)), usecols=sorted(set(select)),
-            dtype=dtypes, sep=spec.delim.decode(), quoting=csv.QUOTE_NONE, na_filter=True,
-            keep_default_na=False, na_values=na_values, skip_blank_lines=False, engine="c",
-        )
-    except (ValueError, TypeError, OverflowError):
-        return None  # not provably equal: the exact decoder re-reads these lines and names the bad one
-    if len(frame) != num_lines or not isinstance(frame.index, pd.RangeIndex):
-        return None
-    out: List[ColumnValues] = []
-    for field_index, column in zip(select, spec.columns):
-        series = frame[field_index]
-        missing = series.isna().to_numpy()
-        if missing.any() and column.default is None:
-            return None
-        if column.categories is not None:
-            codes = series.map({_show(name): code for name, code in column.categories.items()})
-            if missing.any():
-                codes[missing] = column.categories.get(column.default, -1)
-            if codes.isna().any() or (codes < 0).any():
-                return None
-            values = np.array(codes.to_numpy(), dtype=np.int64)
-        elif is_string(column.dtype):
-            default = column.default
-            values = [default if gap else text.encode("utf-8") for text, gap in zip(series.tolist(), missing)]
-        else:
-            filled = series.fillna(column.default) if missing.any() else series
-            numbers = filled.to_numpy(dtype=np.float64 if column.dtype.is_floating_point else np.int64)
-            if column.dtype == torch.int32 and numbers.size and (numbers.min() < _INT32[0] or numbers.max() > _INT32[1]):
-                return None
-            values = numbers.astype(_NUMPY[column.dtype])  # a writable copy for torch.from_numpy
-        out.append(values)
-    return out
-
-
 def to_tensor(values: ColumnValues) -> Union[torch.Tensor, List[bytes]]:
     """A decoded column as what ``decode_csv`` returns: a tensor, or a list of bytes."""
     return values if isinstance(values, list) else torch.from_numpy(np.ascontiguousarray(values))
@@ -369,10 +353,15 @@ def scalar(value: Any, column: Column) -> Any:
     """One decoded value as ``decode_csv`` returns it for a single record: a 0-d tensor or bytes."""
     if column.categories is not None:
         return torch.scalar_tensor(value, dtype=torch.int64)
-    return value if is_string(column.dtype) else torch.scalar_tensor(value, dtype=column.dtype)
+    if is_string(column.dtype):
+        return value
+    if column.dtype is torch.float32 and _FLOAT32_MAX < abs(value) < math.inf:
+        with np.errstate(over="ignore"):  # the largest float32 or inf, as in TF (torch refuses both)
+            return torch.from_numpy(np.asarray(value, dtype=np.float32))
+    return torch.from_numpy(np.asarray(value, dtype=NUMPY[column.dtype]))
 
 
 __all__ = [
-    "Column", "RecordSpec", "SUPPORTED", "columns_from_defaults", "split_fields", "decode_record",
-    "decode_rows", "decode_lines", "decode_block_fast", "scalar", "count_lines", "check_int32", "parse_number", "to_tensor",
+    "Column", "RecordSpec", "SUPPORTED", "NUMPY", "columns_from_defaults", "split_fields", "decode_record",
+    "decode_rows", "decode_lines", "excerpt", "scalar", "to_tensor",
 ]

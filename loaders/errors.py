@@ -26,6 +26,10 @@ class DeadlineExceededError(OpError, TimeoutError):
     """A blocking call's ``timeout`` ran out before it could complete."""
 
 
+class NotFoundError(OpError, FileNotFoundError):
+    """A file (or other entity) the operation needs does not exist, e.g. a reader's missing file."""
+
+
 class InvalidArgumentError(OpError, ValueError):
     """A value does not match what the operation declared (dtype, shape, key)."""
 
@@ -43,6 +47,7 @@ __all__ = [
     "OutOfRangeError",
     "CancelledError",
     "DeadlineExceededError",
+    "NotFoundError",
     "InvalidArgumentError",
     "DataLossError",
     "UnknownError",

@@ -5,7 +5,9 @@ current file (a "work unit") is done, the reader dequeues the next filename; whe
 closed and drained, ``OutOfRangeError`` propagates. Keys are built as TensorFlow builds them:
 ``b"path:line"`` (TextLineReader, 1-based, header lines counted), ``b"path:index"``
 (FixedLengthRecordReader), ``b"path:offset"`` (TFRecordReader) and ``b"path"`` (WholeFileReader).
-One reader may be shared by several threads: every record is returned exactly once.
+One reader may be shared by several threads: every record is returned exactly once. A missing
+file raises ``NotFoundError`` (also a ``FileNotFoundError``); the next read moves on to the next
+file.
 
 Write your own reader by subclassing :class:`ReaderBase` and implementing ``_open``::
 
@@ -17,13 +19,16 @@ Write your own reader by subclassing :class:`ReaderBase` and implementing ``_ope
 """
 from __future__ import annotations
 
+import io
 import os
 import threading
-from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Iterable, Iterator, List, Optional, Tuple, Union
 
-from .errors import DataLossError, InvalidArgumentError
+from .errors import DataLossError, InvalidArgumentError, NotFoundError, OpError
 
 Record = Tuple[bytes, bytes]
+#: How much FixedLengthRecordReader reads at a time.
+_CHUNK = 1 << 16
 
 
 class ReaderBase:
@@ -32,15 +37,19 @@ class ReaderBase:
     Subclass contract: implement ``_open(path: bytes) -> Iterable[(key, value)]``, yielding every
     record of one file as two ``bytes``; build keys with :meth:`key_name`. An error raised there
     reaches the caller (after the records ``read_up_to`` already gathered, on the next call) and
-    ends that file. The base class does the rest: locking, dequeuing filenames, counting,
-    ``read_up_to`` and ``reset``.
+    ends that file (a ``FileNotFoundError`` becomes TF's ``NotFoundError``). The base class does
+    the rest: locking, dequeuing filenames, counting, ``read_up_to`` and ``reset``.
     """
+
+    #: Each file is one record, and its work unit is complete once that record is returned
+    #: (TF's WholeFileReader); otherwise a file counts as done when a read finds its end.
+    _single_record = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._work = b""
         self._records: Optional[Iterator[Record]] = None
         self._produced = 0
-        self._started = 0
         self._finished = 0
         self._error: Optional[Exception] = None
 
@@ -64,7 +73,7 @@ class ReaderBase:
                 f"{type(self).__name__}: expected a queue with a single string component (filenames), "
                 f"dequeued {type(item).__name__}"
             )
-        self._started += 1
+        self._work = item
         self._records = iter(self._open(item))
 
     def _end_work(self) -> None:
@@ -79,6 +88,8 @@ class ReaderBase:
             raise error
         keys: List[bytes] = []
         values: List[bytes] = []
+        # a one-record file is read to its end, so that it is complete when its record is returned
+        stop = limit + 1 if self._single_record else limit
         while not keys:
             if self._records is None:
                 self._next_work(queue)
@@ -86,18 +97,27 @@ class ReaderBase:
                 for key, value in self._records:
                     keys.append(key)
                     values.append(value)
-                    if len(keys) == limit:
+                    if len(keys) == stop:
                         break
                 else:
-                    self._finished = self._started
+                    self._finished += 1
                     self._end_work()
             except Exception as error:
                 self._end_work()  # a failing file is done; the next read moves on
+                error = self._op_error(error)
                 if not keys:
-                    raise
+                    raise error
                 self._error = error  # return the good records first, raise on the next call
         self._produced += len(keys)
         return keys, values
+
+    def _op_error(self, error: Exception) -> Exception:
+        """TF's class for a file that does not exist; other errors unchanged."""
+        if isinstance(error, FileNotFoundError) and not isinstance(error, OpError):
+            found = NotFoundError(f"{type(self).__name__}: {os.fsdecode(self._work)}: no such file or directory")
+            found.__cause__ = error
+            return found
+        return error
 
     def read(self, queue: Any) -> Record:
         """The next ``(key, value)`` record, taking the next file from ``queue`` when needed."""
@@ -125,7 +145,7 @@ class ReaderBase:
         """Drop the file in progress and zero the counters."""
         with self._lock:
             self._end_work()
-            self._produced = self._started = self._finished = 0
+            self._produced = self._finished = 0
             self._error = None
 
 
@@ -159,53 +179,110 @@ class TextLineReader(ReaderBase):
 class FixedLengthRecordReader(ReaderBase):
     """Records of ``record_bytes`` bytes (CIFAR-10 binary style) after ``header_bytes`` and before
     ``footer_bytes``; record ``i`` starts at ``header_bytes + i * hop_bytes`` (``hop_bytes``
-    defaults to ``record_bytes``; smaller gives overlapping windows, larger skips gaps). Bytes
-    before the footer that no complete record holds are a partial record: ``DataLossError``
-    naming the file and the record's byte offset (TF drops them silently)."""
+    defaults to ``record_bytes``; smaller gives overlapping windows, larger skips gaps).
+    ``encoding="GZIP"`` or ``"ZLIB"`` reads a compressed file: the offsets count in its
+    uncompressed bytes. Bytes before the footer that no complete record holds are a partial
+    record: ``DataLossError`` naming the file and the record's byte offset (TF drops them
+    silently), as is a file shorter than its header and footer."""
 
     def __init__(
         self, record_bytes: int, header_bytes: Optional[int] = None, footer_bytes: Optional[int] = None,
-        hop_bytes: Optional[int] = None,
+        hop_bytes: Optional[int] = None, encoding: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.record_bytes = record_bytes
         self.header_bytes = header_bytes or 0
         self.footer_bytes = footer_bytes or 0
         self.hop_bytes = hop_bytes or record_bytes
+        self.encoding = (encoding or "").upper()
         if record_bytes < 1:
             raise InvalidArgumentError(f"record_bytes must be positive, not {record_bytes}")
         for name in ("header_bytes", "footer_bytes", "hop_bytes"):
             if getattr(self, name) < 0:
                 raise InvalidArgumentError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.encoding not in ("", "GZIP", "ZLIB"):
+            raise InvalidArgumentError(f"encoding must be None, 'GZIP' or 'ZLIB', not {encoding!r}")
 
     def _open(self, path: bytes) -> Iterator[Record]:
         name = os.fsdecode(path)
-        size = os.path.getsize(path)
-        limit = size - self.footer_bytes
-        if limit < self.header_bytes:
-            raise DataLossError(
-                f"{name}: {size} bytes is shorter than header_bytes ({self.header_bytes}) + footer_bytes "
-                f"({self.footer_bytes})"
-            )
-        with open(path, "rb") as handle:
-            position, index, covered = self.header_bytes, 0, self.header_bytes
-            while position < limit:
-                if position + self.record_bytes > limit:
-                    if covered < limit:  # bytes no complete record holds: a partial record
-                        raise DataLossError(
-                            f"{name}: partial record {index} at byte offset {position}: only {limit - position} "
-                            f"of its record_bytes={self.record_bytes} bytes lie before the footer"
-                        )
-                    return
-                handle.seek(position)
-                yield self.key_name(path, index), handle.read(self.record_bytes)
-                covered = position + self.record_bytes
-                position += self.hop_bytes
-                index += 1
+        with open(path, "rb") as raw:
+            yield from self._records_of(path, name, _decompressed(raw, self.encoding, name))
+
+    def _records_of(self, path: bytes, name: str, stream: BinaryIO) -> Iterator[Record]:
+        """Slide over the stream: ``buf[off:]`` holds the bytes from the next record's offset on."""
+        header = _skip(stream, self.header_bytes)
+        if header < self.header_bytes:
+            raise self._too_short(name, header)
+        need = self.record_bytes + self.footer_bytes
+        position, covered, index = self.header_bytes, self.header_bytes, 0
+        buf, off, ended = b"", 0, False
+        while True:
+            while len(buf) - off < need and not ended:
+                chunk = stream.read(max(_CHUNK, need))
+                buf, off, ended = (buf[off:] + chunk, 0, False) if chunk else (buf, off, True)
+            held = len(buf) - off
+            if held < need:  # the last bytes: the footer, and maybe a partial record
+                limit = position + held - self.footer_bytes
+                if limit < self.header_bytes:
+                    raise self._too_short(name, position + held)
+                if position < limit and covered < limit:
+                    raise DataLossError(
+                        f"{name}: partial record {index} at byte offset {position}: only {limit - position} "
+                        f"of its record_bytes={self.record_bytes} bytes lie before the footer"
+                    )
+                return
+            yield self.key_name(path, index), buf[off:off + self.record_bytes]
+            covered, position, index = position + self.record_bytes, position + self.hop_bytes, index + 1
+            off += self.hop_bytes
+            if off > len(buf):  # the hop lands past the buffered bytes: skip the gap
+                gap = off - len(buf)
+                buf, off = b"", 0
+                if _skip(stream, gap) < gap:
+                    return  # the file ends inside a gap: no record is cut short
+
+    def _too_short(self, name: str, size: int) -> DataLossError:
+        return DataLossError(
+            f"{name}: {size} bytes is shorter than header_bytes ({self.header_bytes}) + footer_bytes "
+            f"({self.footer_bytes})"
+        )
+
+
+def _skip(stream: BinaryIO, count: int) -> int:
+    """Read past ``count`` bytes of ``stream`` a chunk at a time; how many there were."""
+    skipped = 0
+    while skipped < count:
+        chunk = stream.read(min(count - skipped, _CHUNK))
+        if not chunk:
+            break
+        skipped += len(chunk)
+    return skipped
+
+
+def _decompressed(raw: BinaryIO, encoding: str, name: str) -> BinaryIO:
+    """``raw`` itself, or a buffered reader of its GZIP/ZLIB-decompressed bytes."""
+    if not encoding:
+        return raw
+    from .tfrecord.format import _Inflater  # the one inflater (concatenated streams, DataLossError)
+
+    class _Raw(io.RawIOBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self._inflater = _Inflater(raw, encoding, name)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, view: Any) -> int:
+            return self._inflater.readinto(memoryview(view).cast("B"))
+
+    return io.BufferedReader(_Raw(), _CHUNK)
 
 
 class WholeFileReader(ReaderBase):
-    """One record per file: the key is the filename, the value its whole content."""
+    """One record per file: the key is the filename, the value its whole content. A file counts
+    in ``num_work_units_completed`` as soon as its record is returned, as in TF."""
+
+    _single_record = True
 
     def _open(self, path: bytes) -> Iterator[Record]:
         with open(path, "rb") as handle:

@@ -205,3 +205,60 @@ def test_queue_of_numbers_is_rejected(tmp_path):
     queue.enqueue(3)
     with pytest.raises(loaders.InvalidArgumentError, match="single string component"):
         TextLineReader().read(queue)
+
+
+def test_missing_file_is_not_found_and_the_next_read_moves_on(tmp_path):
+    present = write(tmp_path / "here.txt", "x\n")
+    queue = filename_queue(tmp_path / "gone.txt", present)
+    reader = TextLineReader()
+    with pytest.raises(loaders.NotFoundError, match="gone.txt: no such file") as info:
+        reader.read(queue)
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, loaders.OpError)
+    assert reader.read(queue) == (f"{present}:1".encode(), b"x")
+    with pytest.raises(OutOfRangeError):
+        reader.read(queue)
+    assert reader.num_work_units_completed() == 1  # the missing file is not a completed work unit
+    for make in (WholeFileReader, lambda: FixedLengthRecordReader(1), loaders.TFRecordReader):
+        with pytest.raises(FileNotFoundError):
+            make().read(filename_queue(tmp_path / "gone.bin"))
+
+
+def test_whole_file_counts_a_file_when_its_record_is_returned(tmp_path):
+    paths = [write(tmp_path / f"{n}.bin", n * 3) for n in "ab"]
+    reader = WholeFileReader()
+    queue = filename_queue(*paths)
+    reader.read(queue)
+    assert reader.num_work_units_completed() == 1 and reader.num_records_produced() == 1
+    assert reader.read_up_to(queue, 5) == ([str(paths[1]).encode()], [b"bbb"])
+    assert reader.num_work_units_completed() == 2
+
+
+@pytest.mark.parametrize("encoding", ["GZIP", "ZLIB"])
+def test_fixed_length_compressed_header_footer_and_hop(tmp_path, encoding):
+    import zlib
+
+    raw = b"HDR" + b"abcdefg" + b"FT"
+    packed = gzip.compress(raw) if encoding == "GZIP" else zlib.compress(raw)
+    path = write(tmp_path / "data.bin", packed)
+    reader = FixedLengthRecordReader(record_bytes=3, header_bytes=3, footer_bytes=2, hop_bytes=2, encoding=encoding)
+    keys, values = reader.read_up_to(filename_queue(path), 10)
+    assert values == [b"abc", b"cde", b"efg"] and keys[2] == f"{path}:2".encode()
+    cut = write(tmp_path / "cut.bin", packed[: len(packed) // 2])
+    with pytest.raises(DataLossError, match="cut.bin"):
+        FixedLengthRecordReader(record_bytes=3, encoding=encoding).read_up_to(filename_queue(cut), 10)
+    with pytest.raises(loaders.InvalidArgumentError, match="encoding"):
+        FixedLengthRecordReader(record_bytes=3, encoding="BZIP2")
+
+
+def test_fixed_length_reads_files_larger_than_its_buffer(tmp_path):
+    records = [bytes([i % 251]) * 3073 for i in range(60)]  # CIFAR-10 sized, 180 KB: several chunks
+    path = write(tmp_path / "cifar.bin", b"".join(records))
+    values = []
+    queue = filename_queue(path)
+    reader = FixedLengthRecordReader(record_bytes=3073)
+    with pytest.raises(OutOfRangeError):
+        while True:
+            values.extend(reader.read_up_to(queue, 7)[1])
+    assert values == records
+    gaps = FixedLengthRecordReader(record_bytes=10, hop_bytes=100_000)  # a gap beyond the buffer
+    assert gaps.read_up_to(filename_queue(path), 5)[1] == [records[0][:10], records[32][:10]]
