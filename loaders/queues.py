@@ -3,9 +3,14 @@
 Each queue's storage lives in the process that created it (the owner): a deque, list or heap
 behind one lock, so threads enqueue and dequeue at close to ``queue.Queue`` speed. The four
 queue types differ only in their storage strategy and batching; blocking, closing and timeouts
-are implemented once, in :class:`_Core`. The same queue object also works in other processes:
-it pickles to a proxy (``spawn``) and turns into one in a ``fork`` child; a proxy forwards every
-operation to the owner through :mod:`loaders._remote`, tensors crossing in shared memory.
+are implemented once, in :class:`_Core`, the way TF's ``QueueBase`` kernel serves them: an
+operation that cannot finish at once waits as an *attempt* behind the earlier ones, enqueues
+(and closes) in one line, dequeues in another, each served strictly in arrival order. A waiting
+``dequeue_many`` claims elements as they arrive, so it may ask for more than ``capacity``, and
+``size()`` does not count what it has claimed. The same queue object also works in other
+processes: it pickles to a proxy (``spawn``) and turns into one in a ``fork`` child; a proxy
+forwards every operation to the owner through :mod:`loaders._remote`, tensors crossing in
+shared memory.
 
 Values are ``torch.Tensor`` s (``bytes`` for ``loaders.string`` components). A queue keeps the
 tensors it is given (no copy within a process), so do not modify a tensor after enqueueing it.
@@ -16,26 +21,33 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import operator
 import random
 import threading
 import time
 from typing import Any, Callable, Optional
 
 from loaders import _remote
-from loaders._validate import Spec
-from loaders.errors import CancelledError, DeadlineExceededError, OutOfRangeError
+from loaders._validate import Spec, as_shape_list
+from loaders.errors import CancelledError, DeadlineExceededError, InvalidArgumentError, OutOfRangeError
 
 Alive = Optional[Callable[[], bool]]
 
 #: How often a blocked operation served for another process checks that the caller is still there.
 _ALIVE_POLL_SECS = 0.2
 
+#: What one try of an attempt achieved (TF's kComplete, kProgress, kNoProgress).
+_DONE, _PROGRESS, _WAIT = "done", "progress", "wait"
+
 
 class _FIFO(collections.deque):
-    """First in, first out."""
+    """First in, first out; elements a dequeue gives back return to the front."""
 
     push = collections.deque.append
     pull = collections.deque.popleft
+
+    def restore(self, elements: list) -> None:
+        self.extendleft(reversed(elements))
 
 
 class _Shuffled(list):
@@ -46,6 +58,7 @@ class _Shuffled(list):
         self._rng = random.Random(seed)
 
     push = list.append
+    restore = list.extend
 
     def pull(self) -> tuple:
         index = self._rng.randrange(len(self))
@@ -59,6 +72,7 @@ class _Heap(list):
     def __init__(self) -> None:
         super().__init__()
         self._order = itertools.count()
+        self._restored = itertools.count(-1, -1)  # given back: ahead of their equals, in their order
 
     def push(self, element: tuple) -> None:
         heapq.heappush(self, (int(element[0]), next(self._order), element))
@@ -66,13 +80,37 @@ class _Heap(list):
     def pull(self) -> tuple:
         return heapq.heappop(self)[2]
 
+    def restore(self, elements: list) -> None:
+        for element in reversed(elements):
+            heapq.heappush(self, (int(element[0]), next(self._restored), element))
+
+
+class _Attempt:
+    """An enqueue, dequeue or close waiting for its turn (TF's ``QueueBase::Attempt``).
+
+    An enqueue's ``items`` are its elements and ``count`` how many are in; a dequeue's ``items``
+    are the elements claimed so far and ``count`` how many it still wants. ``error`` is
+    ``(class, message)`` once it failed; ``wake`` exists once a thread waits on it.
+    """
+
+    __slots__ = ("run", "items", "count", "up_to", "error", "done", "wake")
+
+    def __init__(self, run: Callable[["_Attempt"], str], items: Any, count: int, up_to: bool) -> None:
+        self.run = run
+        self.items = items
+        self.count = count
+        self.up_to = up_to
+        self.error: Optional[tuple] = None
+        self.done = False
+        self.wake: Optional[threading.Condition] = None
+
 
 class _Core:
     """Blocking, closing and timeouts shared by every queue type, around one storage strategy.
 
     ``reserve`` is RandomShuffleQueue's ``min_after_dequeue``: while the queue is open a dequeue
-    waits until that many elements would remain. An ``enqueue_many`` larger than the free space
-    pushes what fits and holds the queue's turn, so its elements stay contiguous, as in TF1.
+    only takes elements beyond that many. A blocked enqueue or dequeue that times out leaves its
+    place in line; elements a dequeue had claimed go back into the queue.
     """
 
     def __init__(self, label: str, capacity: int, storage: Any, spec: Spec, reserve: int = 0) -> None:
@@ -82,150 +120,188 @@ class _Core:
         self._spec = spec
         self._reserve = reserve
         self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
         self._closed = False
-        self._cancelled = False
-        self._turn: Optional[object] = None  # the enqueue_many currently filling the queue
-        self._getters = 0  # threads waiting in take()
-        self._batch_getters = 0  # ... of which waiting for more than one element
-        self._putters = 0  # threads waiting in put()
+        self._enqueuers: collections.deque = collections.deque()  # waiting enqueues and closes
+        self._dequeuers: collections.deque = collections.deque()  # waiting dequeues
 
+    # -- enqueue -----------------------------------------------------------------------------
     def put1(self, element: tuple, timeout: Optional[float] = None, alive: Alive = None) -> None:
-        """Append one element: the lean path when there is room, else :meth:`put`."""
+        """Append one element: the lean path when nothing waits before it and there is room."""
         storage = self._storage
         with self._lock:
-            if len(storage) < self.capacity and self._turn is None and not self._closed:
+            if not self._enqueuers and not self._closed and len(storage) < self.capacity:
                 storage.push(element)
-                if self._getters:
-                    self._wake_getters(1)
+                if self._dequeuers:
+                    self._flush()
                 return
-        self.put((element,), timeout, alive)
+            self._attempt(self._enqueuers, self._try_put, [element], 0, False, timeout, alive, "enqueue")
 
     def put_many(self, columns: list, timeout: Optional[float] = None, alive: Alive = None) -> None:
         """Append the rows of a checked batch (see :meth:`Spec.columns`)."""
         self.put(self._spec.split(columns), timeout, alive)
 
     def put(self, elements: Any, timeout: Optional[float] = None, alive: Alive = None) -> None:
-        """Append ``elements`` (tuples), blocking while the queue is full."""
+        """Append ``elements`` (tuples) in their turn, as room frees up; none at all succeeds at once."""
+        if not elements:  # TF: an empty enqueue_many completes at once, even on a closed queue
+            return
         with self._lock:
-            if self._closed:
-                raise CancelledError(f"{self.label} is closed")
-            self._put_waiting(elements, _deadline(timeout), alive)
+            self._attempt(self._enqueuers, self._try_put, list(elements), 0, False, timeout, alive, "enqueue")
 
-    def _put_waiting(self, elements: Any, deadline: Optional[float], alive: Alive) -> None:
-        storage, capacity, turn = self._storage, self.capacity, object()
-        done = 0
-        self._putters += 1
-        try:
-            while done < len(elements):
-                while len(storage) >= capacity or self._turn not in (None, turn):
-                    self._wait(self._not_full, deadline, alive, "enqueue")
-                    if self._cancelled:
-                        raise CancelledError(f"{self.label} was closed with cancel_pending_enqueues=True")
-                chunk = elements[done:done + capacity - len(storage)]
-                for element in chunk:
-                    storage.push(element)
-                done += len(chunk)
-                if self._getters:
-                    self._wake_getters(len(chunk))
-                if done < len(elements):
-                    self._turn = turn
-        finally:
-            self._putters -= 1
-            if self._turn is turn:
-                self._turn = None
-                self._not_full.notify_all()
+    def _try_put(self, attempt: _Attempt) -> str:
+        if self._closed:
+            attempt.error = (CancelledError, f"{self.label} is closed")
+            return _DONE
+        room = self.capacity - len(self._storage)
+        if room <= 0:
+            return _WAIT
+        elements, done = attempt.items, attempt.count
+        push = self._storage.push
+        for element in elements[done:done + room]:
+            push(element)
+        attempt.count = min(len(elements), done + room)
+        return _DONE if attempt.count == len(elements) else _PROGRESS
 
+    # -- dequeue -----------------------------------------------------------------------------
     def take1(self, timeout: Optional[float] = None, alive: Alive = None) -> tuple:
-        """Remove one element: the lean path when one is ready, else :meth:`take`."""
+        """Remove one element: the lean path when nothing waits before it and one is ready."""
         storage = self._storage
         with self._lock:
-            if len(storage) > self._reserve:
+            if not self._dequeuers and len(storage) > self._reserve:
                 element = storage.pull()
-                if self._putters:
-                    self._wake_putters(1)
+                if self._enqueuers:
+                    self._flush()
                 return element
-        return self.take(1, False, timeout, alive)[0]
+            return self._attempt(self._dequeuers, self._try_take, [], 1, False, timeout, alive, "dequeue")[0]
 
     def take_many(self, n: int, up_to: bool, timeout: Optional[float] = None, alive: Alive = None) -> Any:
         """Remove ``n`` elements (see :meth:`take`) and return them batched as ``dequeue_many`` does."""
         return self._spec.batch(self.take(n, up_to, timeout, alive))
 
     def take(self, n: int, up_to: bool, timeout: Optional[float] = None, alive: Alive = None) -> list:
-        """Remove ``n`` elements (fewer with ``up_to`` once closed), blocking until they are there."""
+        """Remove ``n`` elements (fewer with ``up_to`` once closed), claiming them as they arrive."""
+        if n == 0:
+            return []
         with self._lock:
-            count = self._take_waiting(n, up_to, _deadline(timeout), alive)
-            elements = [self._storage.pull() for _ in range(count)]
-            if self._putters:
-                self._wake_putters(count)
-            return elements
+            return self._attempt(self._dequeuers, self._try_take, [], n, up_to, timeout, alive, "dequeue")
 
-    def _take_waiting(self, n: int, up_to: bool, deadline: Optional[float], alive: Alive) -> int:
-        """Wait until ``n`` elements can be taken; return how many to take."""
-        if not self._closed and n > self.capacity - self._reserve:
-            raise ValueError(
-                f"{self.label}: cannot dequeue {n} while keeping min_after_dequeue={self._reserve} "
-                f"of capacity {self.capacity}; it would wait forever"
-            )
-        self._getters += 1
-        self._batch_getters += n > 1
-        try:
-            while True:
-                size = len(self._storage)
-                if self._closed:
-                    if size >= n or (up_to and size):
-                        return min(n, size)
-                    raise OutOfRangeError(f"{self.label} is closed and has {size} elements, fewer than {n} requested")
-                if size - n >= self._reserve:
-                    return n
-                self._wait(self._not_empty, deadline, alive, "dequeue")
-        finally:
-            self._getters -= 1
-            self._batch_getters -= n > 1
+    def _try_take(self, attempt: _Attempt) -> str:
+        storage = self._storage
+        size = len(storage)
+        if self._closed and size < attempt.count:
+            requested = attempt.count + len(attempt.items)
+            if attempt.items:  # the batch cannot be completed: give back what it claimed
+                storage.restore(attempt.items)
+                attempt.items = []
+                size = len(storage)
+            if not (attempt.up_to and size):
+                attempt.error = (
+                    OutOfRangeError,
+                    f"{self.label} is closed and has insufficient elements (requested {requested}, current size {size})",
+                )
+                return _DONE
+            attempt.count = size
+        available = size if self._closed else size - self._reserve
+        if available <= 0:
+            return _WAIT
+        take = min(available, attempt.count)
+        pull = storage.pull
+        attempt.items.extend([pull() for _ in range(take)])
+        attempt.count -= take
+        return _DONE if attempt.count == 0 else _PROGRESS
 
-    def _wait(self, condition: threading.Condition, deadline: Optional[float], alive: Alive, op: str) -> None:
-        """Wait once (lock held); raise when the deadline passed or a remote caller went away."""
-        remaining = None
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceededError(f"{op} on {self.label} timed out")
-        if alive is not None:
-            if not alive():
-                raise CancelledError(f"{op} on {self.label} abandoned: the calling process went away")
-            remaining = _ALIVE_POLL_SECS if remaining is None else min(remaining, _ALIVE_POLL_SECS)
-        condition.wait(remaining)
-
-    def _wake_getters(self, count: int) -> None:
-        # A getter waiting for a batch may not be satisfied by `count` elements: wake them all then.
-        if self._batch_getters:
-            self._not_empty.notify_all()
-        else:
-            self._not_empty.notify(count)
-
-    def _wake_putters(self, count: int) -> None:
-        # While an enqueue_many holds the turn, only it can use the space: wake everyone so it runs.
-        if self._turn is not None:
-            self._not_full.notify_all()
-        else:
-            self._not_full.notify(count)
-
-    def close(self, cancel: bool = False) -> None:
-        """Refuse new enqueues; wake blocked dequeues (and blocked enqueues when ``cancel``)."""
+    # -- close -------------------------------------------------------------------------------
+    def close(self, cancel: bool = False, alive: Alive = None) -> None:
+        """Refuse new enqueues once the pending ones are in; with ``cancel`` at once, failing them."""
         with self._lock:
+            if not cancel:
+                self._attempt(self._enqueuers, self._try_close, None, 0, False, None, alive, "close")
+                return
             self._closed = True
-            self._cancelled = self._cancelled or cancel
-            self._not_full.notify_all()
-            self._not_empty.notify_all()
+            message = f"enqueue on {self.label} was cancelled: closed with cancel_pending_enqueues=True"
+            while self._enqueuers:
+                self._finish(self._enqueuers.popleft(), (CancelledError, message))
+            self._flush()
+
+    def _try_close(self, attempt: _Attempt) -> str:
+        if self._closed:
+            attempt.error = (CancelledError, f"{self.label} is already closed")
+        self._closed = True
+        return _DONE
 
     def size(self) -> int:
-        """The number of elements held."""
+        """The number of elements held (not counting those a waiting dequeue has claimed)."""
         return len(self._storage)
 
     def closed(self) -> bool:
-        """Whether close() was called."""
+        """Whether the queue is closed (a close waiting behind pending enqueues has not closed it yet)."""
         return self._closed
+
+    # -- attempts ----------------------------------------------------------------------------
+    def _attempt(
+        self, line: collections.deque, run: Callable[[_Attempt], str], items: Any, count: int, up_to: bool,
+        timeout: Optional[float], alive: Alive, op: str,
+    ) -> Any:
+        """Join ``line``, serve the queue, and wait until the attempt is done (lock held)."""
+        attempt = _Attempt(run, items, count, up_to)
+        line.append(attempt)
+        self._flush()
+        if not attempt.done:
+            self._wait(attempt, line, _deadline(timeout), alive, op)
+        if attempt.error is not None:
+            error, message = attempt.error
+            raise error(message)
+        return attempt.items
+
+    def _flush(self) -> None:
+        """Serve the waiting attempts, each line in arrival order, until none can progress (lock held)."""
+        progress = True
+        while progress:
+            progress = self._serve_line(self._enqueuers)
+            progress = self._serve_line(self._dequeuers) or progress
+
+    def _serve_line(self, line: collections.deque) -> bool:
+        progress = False
+        while line:
+            outcome = line[0].run(line[0])
+            if outcome is _WAIT:
+                break
+            progress = True
+            if outcome is _PROGRESS:
+                break
+            self._finish(line.popleft(), None)
+        return progress
+
+    @staticmethod
+    def _finish(attempt: _Attempt, error: Optional[tuple]) -> None:
+        if error is not None:
+            attempt.error = error
+        attempt.done = True
+        if attempt.wake is not None:
+            attempt.wake.notify()
+
+    def _wait(self, attempt: _Attempt, line: collections.deque, deadline: Optional[float], alive: Alive, op: str) -> None:
+        """Wait until ``attempt`` is done; past the deadline, or when a remote caller went away, withdraw it."""
+        attempt.wake = threading.Condition(self._lock)
+        while not attempt.done:
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._withdraw(attempt, line)
+                    raise DeadlineExceededError(f"{op} on {self.label} timed out")
+            if alive is not None:
+                if not alive():
+                    self._withdraw(attempt, line)
+                    raise CancelledError(f"{op} on {self.label} abandoned: the calling process went away")
+                remaining = _ALIVE_POLL_SECS if remaining is None else min(remaining, _ALIVE_POLL_SECS)
+            attempt.wake.wait(remaining)
+
+    def _withdraw(self, attempt: _Attempt, line: collections.deque) -> None:
+        """An attempt gives up its place; a dequeue's claimed elements go back (TF drops them)."""
+        line.remove(attempt)
+        if line is self._dequeuers and attempt.items:
+            self._storage.restore(attempt.items)
+        self._flush()
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -260,8 +336,8 @@ class _RemoteCore:
         return _remote.call(self._ref, "closed")
 
 
-_BLOCKING = frozenset({"put1", "put_many", "take1", "take_many"})
-_NON_BLOCKING = frozenset({"close", "size", "closed"})
+_BLOCKING = frozenset({"put1", "put_many", "take1", "take_many", "close"})
+_NON_BLOCKING = frozenset({"size", "closed"})
 
 
 class QueueBase:
@@ -269,7 +345,7 @@ class QueueBase:
 
     def __init__(self, capacity: int, spec: Spec, storage: Any, name: str, reserve: int = 0) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
-            raise ValueError(f"capacity must be an int > 0, got {capacity!r}")
+            raise ValueError(f"capacity must be an int > 0, got {capacity!r}")  # TF: 0 never holds, < 0 unbounded
         self.capacity = capacity
         self.name = name
         self._spec = spec
@@ -308,7 +384,11 @@ class QueueBase:
         return self._spec.output(self._core.take1(timeout))
 
     def dequeue_many(self, n: int, timeout: Optional[float] = None) -> Any:
-        """Remove ``n`` elements, stacked on a new dim 0; OutOfRangeError if closed with fewer."""
+        """Remove ``n`` elements, stacked on a new dim 0; OutOfRangeError if closed with fewer.
+
+        ``n`` may exceed ``capacity``: a waiting call claims elements as they arrive. ``n=0``
+        returns an empty batch at once.
+        """
         return self._core.take_many(self._batch_size(n, "dequeue_many"), False, timeout)
 
     def dequeue_up_to(self, n: int, timeout: Optional[float] = None) -> Any:
@@ -316,7 +396,12 @@ class QueueBase:
         return self._core.take_many(self._batch_size(n, "dequeue_up_to"), True, timeout)
 
     def close(self, cancel_pending_enqueues: bool = False) -> None:
-        """No more enqueues; dequeues drain what is left, then raise OutOfRangeError."""
+        """No more enqueues; dequeues drain what is left, then raise OutOfRangeError.
+
+        As in TF1, a close waits behind the enqueues already blocked (they complete first) and a
+        second close raises CancelledError; ``cancel_pending_enqueues=True`` closes at once and
+        fails the blocked enqueues with CancelledError.
+        """
         self._core.close(cancel_pending_enqueues)
 
     def size(self) -> int:
@@ -328,10 +413,15 @@ class QueueBase:
         return self._core.closed()
 
     def _batch_size(self, n: Any, op: str) -> int:
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.capacity:
-            raise ValueError(f"{op}(n): n must be an int in 1..capacity={self.capacity}, got {n!r}")
+        """``n`` as an int: a Python or numpy int, or a 0-d integer tensor (TF's ``n`` may be a tensor)."""
+        try:
+            count = -1 if isinstance(n, bool) else operator.index(n)
+        except TypeError:
+            count = -1
+        if count < 0:
+            raise InvalidArgumentError(f"{op}(n): n must be an int >= 0, got {n!r}")
         self._spec.require_shapes(op)
-        return n
+        return count
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} capacity={self.capacity} dtypes={self._spec.dtypes}>"
@@ -377,9 +467,9 @@ class RandomShuffleQueue(QueueBase):
         name: str = "random_shuffle_queue",
     ) -> None:
         if isinstance(min_after_dequeue, bool) or not isinstance(min_after_dequeue, int) or min_after_dequeue < 0:
-            raise ValueError(f"min_after_dequeue must be an int >= 0, got {min_after_dequeue!r}")
+            raise InvalidArgumentError(f"min_after_dequeue must be an int >= 0, got {min_after_dequeue!r}")
         if isinstance(capacity, int) and min_after_dequeue >= capacity:
-            raise ValueError(f"min_after_dequeue={min_after_dequeue} must be less than capacity={capacity}")
+            raise InvalidArgumentError(f"min_after_dequeue={min_after_dequeue} must be less than capacity={capacity}")
         self.min_after_dequeue = min_after_dequeue
         self.seed = seed
         super().__init__(capacity, Spec(dtypes, shapes, names), _Shuffled(seed), name, reserve=min_after_dequeue)
@@ -402,9 +492,9 @@ class PriorityQueue(QueueBase):
 
     def __init__(self, capacity: int, types: Any, shapes: Any, names: Any = None, name: str = "priority_queue") -> None:
         types = list(types) if isinstance(types, (list, tuple)) else [types]
-        if shapes is None or (isinstance(shapes, (list, tuple)) and len(shapes) != len(types)):
-            raise ValueError(f"PriorityQueue needs one shape per type: {len(types)} shapes")
-        spec = Spec(["int64"] + types, [()] + list(shapes), names)
+        if shapes is None:
+            raise TypeError("PriorityQueue needs shapes=: one shape per type (the priority's is [])")
+        spec = Spec(["int64"] + types, [()] + as_shape_list(shapes, len(types), allow_none_dims=False), names)
         super().__init__(capacity, spec, _Heap(), name)
 
 
