@@ -213,7 +213,8 @@ class Spec:
         """The per-component values of one enqueue call, in declaration order."""
         if self.names is not None:
             if not isinstance(vals, dict):
-                raise InvalidArgumentError(f"this queue has names={self.names!r}: enqueue a dict, got {type(vals).__name__}")
+                got = type(vals).__name__
+                raise InvalidArgumentError(f"this queue has names={self.names!r}: enqueue a dict, got {got}")
             unknown = sorted(map(str, set(vals) - set(self.names)))
             missing = [n for n in self.names if n not in vals]
             if unknown or missing:

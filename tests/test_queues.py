@@ -303,6 +303,17 @@ def test_random_shuffle_queue_claims_only_beyond_min_after_dequeue_while_open():
     assert len(set(outcome[0].tolist())) == 4 and queue.size() == 3
 
 
+def test_priority_queue_dequeue_many_waits_for_its_whole_batch_so_it_leaves_sorted():
+    queue = PriorityQueue(10, [string], shapes=[[]])
+    thread, outcome = _blocked(lambda: queue.dequeue_many(3))
+    queue.enqueue_many([[5, 3], ["e", "c"]])
+    assert thread.is_alive() and queue.size() == 2  # nothing claimed yet
+    queue.enqueue([1, "a"])
+    thread.join(5)
+    priorities, words = outcome[0]
+    assert priorities.tolist() == [1, 3, 5] and words == [b"a", b"c", b"e"]
+
+
 def test_dequeue_many_zero_is_an_empty_batch_and_n_may_be_a_tensor():
     queue = PaddingFIFOQueue(5, [torch.float32, string], shapes=[[None, 2], []])
     empty, words = queue.dequeue_many(0)
