@@ -172,7 +172,7 @@ class Core:
         return self._spec.batch(self.take(n, up_to, timeout, alive))
 
     def take(self, n: int, up_to: bool, timeout: Optional[float] = None, alive: Alive = None) -> list:
-        """Remove ``n`` elements (fewer with ``up_to`` once closed), claiming them as they arrive."""
+        """Remove ``n`` elements (fewer with ``up_to`` once closed), in turn; see ``claims``."""
         if n == 0:
             return []
         with self._lock:
