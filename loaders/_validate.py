@@ -3,7 +3,10 @@
 A :class:`Spec` turns what a user enqueues (a value, a list, a dict; tensors, numpy arrays, Python
 scalars, ``bytes``/``str``) into the internal element, a tuple with one entry per component, and
 turns elements back into what a dequeue returns (a value, a list or a dict; batches stacked or
-padded on a new dim 0). Every error is a ``ValueError`` naming the component.
+padded on a new dim 0). Every error names the component and is TF's class for it: a bad shape,
+count or key is an ``InvalidArgumentError`` (a ``ValueError``); a value that does not convert to
+the declared dtype a :class:`ConversionError`, also a ``TypeError`` as TF's conversion raises.
+Construction errors are plain ``ValueError`` s, as TF raises them while building the graph.
 """
 from __future__ import annotations
 
@@ -15,11 +18,16 @@ import numpy as np
 import torch
 
 from loaders.dtypes import DType, as_dtype, dtype_name, is_string
+from loaders.errors import InvalidArgumentError
 
 Shape = Optional[tuple]  # None: any shape; a tuple of ints, or of ints and None dims when padding
 
 
-def _as_shape_list(shapes: Any, count: int, allow_none_dims: bool) -> list:
+class ConversionError(InvalidArgumentError, TypeError):
+    """A value that does not convert to its component's dtype without changing (TF: TypeError)."""
+
+
+def as_shape_list(shapes: Any, count: int, allow_none_dims: bool) -> list:
     """Normalize ``shapes`` as TF1 does: None, one shape, or a list with one shape per component."""
     if shapes is None:
         return [None] * count
@@ -62,7 +70,7 @@ class Component:
         self.size = torch.Size(shape) if known else None
 
     def check(self, value: Any) -> Any:
-        """Return ``value`` as this component holds it (tensor or bytes), or raise ValueError."""
+        """Return ``value`` as this component holds it (tensor or bytes); raise InvalidArgumentError if not."""
         if type(value) is torch.Tensor and value.dtype is self.dtype and value.shape == self.size:
             return value
         if self.string:
@@ -78,11 +86,11 @@ class Component:
                 value = value.tolist()
             if not isinstance(value, (list, tuple)):
                 got = type(value).__name__
-                raise ValueError(f"{self.label}: enqueue_many needs a list of values along dim 0, got {got}")
+                raise InvalidArgumentError(f"{self.label}: enqueue_many needs a list of values along dim 0, got {got}")
             return [self._check_strings(v, self.shape) for v in value]
         tensor = self._to_tensor(value)
         if tensor.dim() == 0:
-            raise ValueError(f"{self.label}: enqueue_many needs a batch (dim 0), got a scalar")
+            raise InvalidArgumentError(f"{self.label}: enqueue_many needs a batch (dim 0), got a scalar")
         self._check_dims(tuple(tensor.shape[1:]))
         return tensor
 
@@ -95,7 +103,7 @@ class Component:
                 source = torch.as_tensor(np.asarray(value))
             except (TypeError, ValueError, RuntimeError) as err:
                 want = dtype_name(self.dtype)
-                raise ValueError(f"{self.label}: expected {want} values, got {value!r:.80} ({err})") from None
+                raise ConversionError(f"{self.label}: expected {want} values, got {value!r:.80} ({err})") from None
         if source.dtype is self.dtype:
             return source
         converted = source.to(self.dtype)
@@ -105,7 +113,7 @@ class Component:
             return converted
         if not source.is_complex() and torch.equal(converted.to(source.dtype), source):
             return converted
-        raise ValueError(
+        raise ConversionError(
             f"{self.label}: values of dtype {dtype_name(source.dtype)} do not convert to "
             f"{dtype_name(self.dtype)} without changing them"
         )
@@ -114,7 +122,7 @@ class Component:
         shape = self.shape
         if shape is None or (len(dims) == len(shape) and all(d is None or d == n for d, n in zip(shape, dims))):
             return
-        raise ValueError(f"{self.label}: expected shape {_shape_text(shape)}, got {_shape_text(dims)}")
+        raise InvalidArgumentError(f"{self.label}: expected shape {_shape_text(shape)}, got {_shape_text(dims)}")
 
     def _check_strings(self, value: Any, shape: Shape, depth: int = 0) -> Any:
         """bytes for a scalar, nested lists of bytes for a shaped string component."""
@@ -130,9 +138,9 @@ class Component:
             if depth < len(shape) and shape[depth] in (None, len(value)):
                 return [self._check_strings(v, shape, depth + 1) for v in value]
         else:
-            raise ValueError(f"{self.label}: expected bytes or str, got {type(value).__name__}")
+            raise ConversionError(f"{self.label}: expected bytes or str, got {type(value).__name__}")
         want = "any shape" if shape is None else f"shape {_shape_text(shape)}"
-        raise ValueError(f"{self.label}: string value {value!r:.80} does not have {want}")
+        raise InvalidArgumentError(f"{self.label}: string value {value!r:.80} does not have {want}")
 
 
 def _as_dict(names: list, element: tuple) -> dict:
@@ -171,9 +179,13 @@ class Spec:
             names = list(names) if isinstance(names, (list, tuple)) else [names]
             if len(names) != len(dtypes) or len(set(names)) != len(names):
                 raise ValueError(f"names {names!r} must be {len(dtypes)} distinct names, one per dtype")
-        if padded and shapes is None:
-            raise ValueError("PaddingFIFOQueue needs shapes= (use None for the dims to pad)")
-        shapes = _as_shape_list(shapes, len(dtypes), allow_none_dims=padded)
+        if padded and (not isinstance(shapes, (list, tuple)) or isinstance(shapes, torch.Size) or not shapes
+                       or any(shape is None or isinstance(shape, int) for shape in shapes)):
+            raise ValueError(
+                "PaddingFIFOQueue needs shapes= as a list with one shape per component, None for the dims "
+                f"to pad (e.g. [[None, 2]]), got {shapes!r}"
+            )
+        shapes = as_shape_list(shapes, len(dtypes), allow_none_dims=padded)
         labels = [f"component {i}" + (f" ({names[i]!r})" if names else "") for i in range(len(dtypes))]
         self.components = tuple(Component(*args) for args in zip(labels, dtypes, shapes))
         self.dtypes = dtypes
@@ -201,19 +213,22 @@ class Spec:
         """The per-component values of one enqueue call, in declaration order."""
         if self.names is not None:
             if not isinstance(vals, dict):
-                raise ValueError(f"this queue has names={self.names!r}: enqueue a dict, got {type(vals).__name__}")
+                got = type(vals).__name__
+                raise InvalidArgumentError(f"this queue has names={self.names!r}: enqueue a dict, got {got}")
             unknown = sorted(map(str, set(vals) - set(self.names)))
             missing = [n for n in self.names if n not in vals]
             if unknown or missing:
-                raise ValueError(f"enqueue dict: unknown keys {unknown}, missing keys {missing}; expected {self.names}")
+                raise InvalidArgumentError(
+                    f"enqueue dict: unknown keys {unknown}, missing keys {missing}; expected {self.names}"
+                )
             return [vals[n] for n in self.names]
         if isinstance(vals, dict):
-            raise ValueError("this queue has no names=: enqueue a value or a list, not a dict")
+            raise InvalidArgumentError("this queue has no names=: enqueue a value or a list, not a dict")
         if type(vals) not in (list, tuple):
             vals = (vals,)
         if len(vals) != len(self.components):
             hint = " (wrap a list value in a list: [value])" if len(self.components) == 1 else ""
-            raise ValueError(f"expected {len(self.components)} components, got {len(vals)}{hint}")
+            raise InvalidArgumentError(f"expected {len(self.components)} components, got {len(vals)}{hint}")
         return vals
 
     def element(self, vals: Any) -> tuple:
@@ -226,7 +241,7 @@ class Spec:
         """Check a batch (``enqueue_many``): one tensor (list for strings) per component, equal dim 0."""
         columns = [c.check_many(v) for c, v in zip(self.components, self._values(vals))]
         if len({len(col) for col in columns}) > 1:
-            raise ValueError(f"enqueue_many: components differ in dim 0 size: {[len(c) for c in columns]}")
+            raise InvalidArgumentError(f"enqueue_many: components differ in dim 0 size: {[len(c) for c in columns]}")
         return columns
 
     @staticmethod
@@ -235,7 +250,10 @@ class Spec:
         return list(zip(*[c.unbind(0) if isinstance(c, torch.Tensor) else c for c in columns]))
 
     def batch(self, elements: list) -> Any:
-        """What ``dequeue_many`` returns: each component stacked (or padded) on a new dim 0."""
+        """What ``dequeue_many`` returns: each component stacked (or padded) on a new dim 0.
+
+        No elements give empty batches: tensors of shape [0, ...], unknown dims 0, as in TF.
+        """
         columns = []
         for index, component in enumerate(self.components):
             values = [e[index] for e in elements]
@@ -244,8 +262,8 @@ class Spec:
                     dims = _string_dims(values, len(component.shape) + 1)[1:]
                     values = [_pad_strings(v, dims) for v in values]
                 columns.append(values)
-            elif self.padded:
-                columns.append(_pad_tensors(values, component.dtype, len(component.shape)))
+            elif self.padded or not values:
+                columns.append(_pad_tensors(values, component.dtype, component.shape))
             else:
                 columns.append(torch.stack(values))
         return self.output(tuple(columns))
@@ -253,16 +271,16 @@ class Spec:
     def require_shapes(self, op: str) -> None:
         """dequeue_many/dequeue_up_to stack elements, so (as in TF1) every shape must be declared."""
         if None in self.shapes:
-            raise ValueError(f"{op} needs every component's shape: create the queue with shapes=")
+            raise InvalidArgumentError(f"{op} needs every component's shape: create the queue with shapes=")
 
 
-def _pad_tensors(values: list, dtype: torch.dtype, rank: int) -> torch.Tensor:
-    """Stack tensors whose dims differ, padding each dim with 0 up to the batch maximum."""
-    dims = [max((v.shape[d] for v in values), default=0) for d in range(rank)]
+def _pad_tensors(values: list, dtype: torch.dtype, shape: tuple) -> torch.Tensor:
+    """Stack tensors whose None dims differ, padding each with 0 up to the batch maximum."""
+    dims = [n if n is not None else max((v.shape[d] for v in values), default=0) for d, n in enumerate(shape)]
     out = torch.zeros([len(values)] + dims, dtype=dtype)
     for row, value in zip(out, values):
         row[tuple(slice(0, n) for n in value.shape)] = value
     return out
 
 
-__all__ = ["Component", "Spec", "Shape"]
+__all__ = ["Component", "ConversionError", "Spec", "Shape", "as_shape_list"]

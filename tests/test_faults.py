@@ -218,7 +218,7 @@ DEQUEUES = {
 
 
 def _kill_once_waiting(queue, process) -> None:
-    _wait_until(lambda: queue._core._getters > 0, 30, "the consumer never waited")
+    _wait_until(lambda: len(queue._core._dequeuers) > 0, 30, "the consumer never waited")
     os.kill(process.pid, signal.SIGKILL)
 
 

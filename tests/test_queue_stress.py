@@ -1,4 +1,5 @@
-"""Stress: producer threads and processes feeding one queue; killed producers; Ctrl-C in the consumer."""
+"""Stress: producer threads and processes feeding one queue; killed producers; Ctrl-C in the consumer;
+every kind of enqueue and dequeue on one small queue."""
 from __future__ import annotations
 
 import os
@@ -120,3 +121,60 @@ def test_keyboard_interrupt_in_the_consumer_stops_every_producer(ctrl_c_raises):
     assert not any(w.is_alive() for w in threads + processes)
     assert [p.exitcode for p in processes] == [0] * PROCESS_PRODUCERS
     assert queue.is_closed()
+
+
+@pytest.mark.slow
+def test_mixed_batch_sizes_timeouts_and_close_lose_and_duplicate_nothing():
+    """Producers and consumers of every kind on one small queue: dequeue_many larger than
+    capacity, timeouts that give claimed elements back, dequeue_up_to draining after close."""
+    import random
+
+    from loaders import DeadlineExceededError, OutOfRangeError
+
+    queue = FIFOQueue(capacity=8, dtypes=torch.int64, shapes=[])
+    produced = [list(range(k * 2000, (k + 1) * 2000)) for k in range(3)]
+    consumed, lock = [], threading.Lock()
+
+    def produce(items, seed):
+        draw = random.Random(seed)
+        while items:
+            if draw.random() < 0.05:
+                time.sleep(0.002)  # a slow producer: waiting dequeue_manys time out holding claims
+            count = draw.choice([1, 1, 3, 12])
+            batch, items[:] = items[:count], items[count:]
+            if count == 1:
+                queue.enqueue(batch[0])
+            else:
+                queue.enqueue_many([batch])
+
+    def consume(seed):
+        draw, got = random.Random(seed), []
+        while True:
+            kind, n = draw.random(), draw.randint(0, 20)
+            try:
+                if kind < 0.4:
+                    got.append(int(queue.dequeue()))
+                elif kind < 0.8:
+                    got.extend(queue.dequeue_many(n, timeout=draw.choice([None, 0.001])).tolist())
+                else:
+                    got.extend(queue.dequeue_up_to(max(n, 1)).tolist())
+            except DeadlineExceededError:
+                pass  # the elements it had claimed went back into the queue
+            except OutOfRangeError:
+                if 0.4 <= kind < 0.8:
+                    continue  # closed with fewer than n: they went back for the others
+                break  # closed and empty
+        with lock:
+            consumed.extend(got)
+
+    producers = [threading.Thread(target=produce, args=(list(items), k)) for k, items in enumerate(produced)]
+    consumers = [threading.Thread(target=consume, args=(10 + k,)) for k in range(3)]
+    for thread in producers + consumers:
+        thread.start()
+    for thread in producers:
+        thread.join(60)
+    queue.close()
+    for thread in consumers:
+        thread.join(60)
+    assert not any(t.is_alive() for t in producers + consumers)
+    assert sorted(consumed) == sorted(sum(produced, [])) and queue.size() == 0

@@ -10,8 +10,8 @@ import torch
 
 import loaders
 from loaders import (
-    CancelledError, DeadlineExceededError, FIFOQueue, OutOfRangeError, PaddingFIFOQueue, PriorityQueue,
-    RandomShuffleQueue, string,
+    CancelledError, DeadlineExceededError, FIFOQueue, InvalidArgumentError, OutOfRangeError, PaddingFIFOQueue,
+    PriorityQueue, RandomShuffleQueue, string,
 )
 
 
@@ -140,6 +140,14 @@ def test_enqueue_on_closed_queue_is_cancelled():
         queue.enqueue(1)
 
 
+def _wait_for(condition, deadline=30.0):
+    """Poll until ``condition()`` holds (a test's blocked thread has reached its wait)."""
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "timed out waiting for the queue to reach the expected state"
+        time.sleep(0.005)
+
+
 def _blocked(target):
     """Start ``target`` in a thread; return the thread and the list that receives its outcome."""
     outcome = []
@@ -180,21 +188,27 @@ def test_close_wakes_blocked_dequeue_with_out_of_range():
     assert isinstance(outcome[0], OutOfRangeError)
 
 
-def test_close_lets_pending_enqueues_finish_unless_cancelled():
+def test_close_waits_behind_a_pending_enqueue_unless_cancelled():
     queue = FIFOQueue(1, torch.int64, shapes=[])
     queue.enqueue(1)
-    thread, outcome = _blocked(lambda: queue.enqueue(2))
-    queue.close()  # TF1: a pending enqueue still completes when room appears
+    enqueue, enqueued = _blocked(lambda: queue.enqueue(2))
+    _wait_for(lambda: len(queue._core._enqueuers) == 1)
+    close, closed = _blocked(queue.close)  # TF1: the close waits its turn behind the enqueue
+    _wait_for(lambda: len(queue._core._enqueuers) == 2)
+    assert close.is_alive() and not queue.is_closed()
     assert int(queue.dequeue()) == 1
-    thread.join(5)
-    assert outcome == [None] and int(queue.dequeue()) == 2
+    enqueue.join(5)
+    close.join(5)
+    assert enqueued == [None] and closed == [None] and queue.is_closed()
+    assert int(queue.dequeue()) == 2
 
     queue = FIFOQueue(1, torch.int64, shapes=[])
     queue.enqueue(1)
-    thread, outcome = _blocked(lambda: queue.enqueue(2))
+    enqueue, enqueued = _blocked(lambda: queue.enqueue(2))
+    _wait_for(lambda: len(queue._core._enqueuers) == 1)
     queue.close(cancel_pending_enqueues=True)
-    thread.join(5)
-    assert isinstance(outcome[0], CancelledError) and queue.size() == 1
+    enqueue.join(5)
+    assert isinstance(enqueued[0], CancelledError) and queue.size() == 1 and queue.is_closed()
 
 
 def test_enqueue_many_larger_than_capacity_goes_in_as_room_frees_and_stays_contiguous():
@@ -227,6 +241,126 @@ def test_batch_waiter_is_woken_alongside_single_waiters():
     batch.join(5)
     single.join(5)
     assert sorted(batch_out[0].tolist() + [int(single_out[0])]) == [1, 2, 3, 4]
+
+
+def test_dequeue_many_larger_than_capacity_claims_elements_as_they_arrive():
+    queue = FIFOQueue(2, torch.int64, shapes=[])
+    thread, outcome = _blocked(lambda: queue.dequeue_many(5))
+    for i in range(5):
+        queue.enqueue(i)  # never blocks: the waiting dequeue_many takes each element at once
+        assert queue.size() == 0  # claimed elements are not counted, as in TF
+    thread.join(5)
+    assert outcome[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_later_dequeue_does_not_overtake_a_waiting_dequeue_many():
+    queue = FIFOQueue(10, torch.int64, shapes=[])
+    many, many_out = _blocked(lambda: queue.dequeue_many(3))
+    _wait_for(lambda: len(queue._core._dequeuers) == 1)
+    one, one_out = _blocked(queue.dequeue)
+    _wait_for(lambda: len(queue._core._dequeuers) == 2)
+    queue.enqueue_many([[1, 2]])
+    assert one.is_alive() and queue.size() == 0  # 1 and 2 belong to the dequeue_many
+    queue.enqueue_many([[3, 4]])
+    many.join(5)
+    one.join(5)
+    assert many_out[0].tolist() == [1, 2, 3] and int(one_out[0]) == 4
+
+
+def test_a_dequeue_many_that_times_out_gives_its_claimed_elements_back():
+    queue = FIFOQueue(5, torch.int64, shapes=[])
+    queue.enqueue_many([[1, 2]])
+    with pytest.raises(DeadlineExceededError):
+        queue.dequeue_many(3, timeout=0.05)
+    assert queue.size() == 2 and queue.dequeue_many(2).tolist() == [1, 2]
+
+
+def test_closing_gives_a_partial_batch_back_in_order_or_returns_it_with_dequeue_up_to():
+    queue = FIFOQueue(4, torch.int64, shapes=[])
+    many, many_out = _blocked(lambda: queue.dequeue_many(4))
+    queue.enqueue_many([[1, 2, 3]])
+    _wait_for(lambda: len(queue._core._dequeuers) == 1)
+    queue.close()
+    many.join(5)
+    assert isinstance(many_out[0], OutOfRangeError) and queue.dequeue_up_to(5).tolist() == [1, 2, 3]
+
+    queue = PriorityQueue(4, [torch.int64], shapes=[[]])
+    up_to, up_to_out = _blocked(lambda: queue.dequeue_up_to(4))
+    queue.enqueue_many([[2, 1, 2], [20, 10, 21]])
+    queue.close()
+    up_to.join(5)
+    assert up_to_out[0][1].tolist() == [10, 20, 21]
+
+
+def test_random_shuffle_queue_claims_only_beyond_min_after_dequeue_while_open():
+    queue = RandomShuffleQueue(capacity=5, min_after_dequeue=3, dtypes=torch.int64, shapes=[], seed=0)
+    thread, outcome = _blocked(lambda: queue.dequeue_many(4))
+    queue.enqueue_many([[0, 1, 2, 3, 4]])  # claims 2, keeps 3
+    _wait_for(lambda: queue.size() == 3)
+    assert thread.is_alive()
+    queue.enqueue_many([[5, 6]])
+    thread.join(5)
+    assert len(set(outcome[0].tolist())) == 4 and queue.size() == 3
+
+
+def test_priority_queue_dequeue_many_waits_for_its_whole_batch_so_it_leaves_sorted():
+    queue = PriorityQueue(10, [string], shapes=[[]])
+    thread, outcome = _blocked(lambda: queue.dequeue_many(3))
+    queue.enqueue_many([[5, 3], ["e", "c"]])
+    assert thread.is_alive() and queue.size() == 2  # nothing claimed yet
+    queue.enqueue([1, "a"])
+    thread.join(5)
+    priorities, words = outcome[0]
+    assert priorities.tolist() == [1, 3, 5] and words == [b"a", b"c", b"e"]
+
+
+def test_dequeue_many_zero_is_an_empty_batch_and_n_may_be_a_tensor():
+    queue = PaddingFIFOQueue(5, [torch.float32, string], shapes=[[None, 2], []])
+    empty, words = queue.dequeue_many(0)
+    assert empty.shape == (0, 0, 2) and words == []
+    queue.close()
+    assert FIFOQueue(3, torch.int32, shapes=[3]).dequeue_up_to(0).shape == (0, 3)
+    counts = FIFOQueue(3, torch.int32, shapes=[])
+    counts.enqueue(2)
+    numbers = FIFOQueue(3, torch.int64, shapes=[])
+    numbers.enqueue_many([[7, 8, 9]])
+    assert numbers.dequeue_many(counts.dequeue()).tolist() == [7, 8]
+
+
+def test_a_second_close_is_cancelled_and_cancelling_fails_a_waiting_close():
+    queue = FIFOQueue(1, torch.int64, shapes=[])
+    queue.close()
+    with pytest.raises(CancelledError, match="already closed"):
+        queue.close()
+    queue.close(cancel_pending_enqueues=True)  # closing again with cancel is allowed, as in TF
+
+    queue = FIFOQueue(1, torch.int64, shapes=[])
+    queue.enqueue(1)
+    enqueue, enqueued = _blocked(lambda: queue.enqueue(2))
+    _wait_for(lambda: len(queue._core._enqueuers) == 1)
+    close, closed = _blocked(queue.close)
+    _wait_for(lambda: len(queue._core._enqueuers) == 2)
+    queue.close(cancel_pending_enqueues=True)
+    enqueue.join(5)
+    close.join(5)
+    assert isinstance(enqueued[0], CancelledError) and isinstance(closed[0], CancelledError)
+
+
+def test_errors_are_tensorflows_classes():
+    queue = FIFOQueue(5, [torch.int32, torch.float32], shapes=[[], [2]])
+    with pytest.raises(InvalidArgumentError, match=r"expected shape \[2\], got \[3\]"):
+        queue.enqueue([1, [1.0, 2.0, 3.0]])
+    with pytest.raises(TypeError, match="do not convert"):  # TF: TypeError for a Python value
+        queue.enqueue([1.5, [1.0, 2.0]])
+    with pytest.raises(InvalidArgumentError, match="expected 2 components, got 1"):
+        queue.enqueue([1])
+    with pytest.raises(InvalidArgumentError, match="min_after_dequeue=3 must be less than capacity=3"):
+        RandomShuffleQueue(3, 3, torch.int64)
+    with pytest.raises(ValueError, match="a list with one shape per component"):
+        PaddingFIFOQueue(5, torch.int64, shapes=[None, 2])
+    with pytest.raises(TypeError, match="PriorityQueue needs shapes="):
+        PriorityQueue(5, [torch.int64], shapes=None)
+    assert PriorityQueue(5, [torch.int64], shapes=()).shapes == [(), ()]
 
 
 @pytest.mark.parametrize(
@@ -275,12 +409,10 @@ def test_wrong_number_of_components_and_bad_batch_sizes():
         queue.enqueue([1, 2, 3])
     with pytest.raises(ValueError, match="differ in dim 0"):
         FIFOQueue(5, [torch.int64, torch.int64], shapes=[[], []]).enqueue_many([[1, 2], [1]])
-    with pytest.raises(ValueError, match=r"n must be an int in 1..capacity=5, got 6"):
-        queue.dequeue_many(6)
-    with pytest.raises(ValueError, match="needs every component's shape"):
+    with pytest.raises(InvalidArgumentError, match=r"n must be an int >= 0, got -1"):
+        queue.dequeue_many(-1)
+    with pytest.raises(InvalidArgumentError, match="needs every component's shape"):
         FIFOQueue(5, torch.int64).dequeue_many(2)
-    with pytest.raises(ValueError, match="would wait forever"):
-        RandomShuffleQueue(5, 3, torch.int64, shapes=[]).dequeue_many(3)
 
 
 def test_public_names_are_exported():
