@@ -50,3 +50,23 @@ def test_each_image_of_a_batch_has_its_own_lbfgs_state(monkeypatch):
                       torch.full((2, 3, 4, 4), 0.5), num_steps=5)
     assert len(made) == 2 and all(len(o.param_groups[0]["params"]) == 1 for o in made)
     torch.testing.assert_close(result, targets.expand(2, 3, 4, 4), rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("avg_decay", [0.0, 0.9])
+def test_a_graphed_batch_takes_the_eager_steps_on_cuda(avg_decay):
+    """Evaluation and every image's L-BFGS update (and the average) in one captured graph."""
+    from torchstyle.losses import NeuralStyleLoss
+    from torchstyle.transfer import GRAPH_WARMUP
+    torch.manual_seed(0)
+    gpu = StyleTransfer(weights=None, device="cuda", precision="fp32", **SMALL)
+    contents, style = torch.rand(4, 3, 64, 64, device="cuda"), torch.rand(1, 3, 64, 64, device="cuda")
+    loss = NeuralStyleLoss(gpu.vgg, contents, [style], **SMALL)
+    runs = {}
+    for graphs in (False, True):
+        seen = []
+        image = optimize(loss, contents, num_steps=GRAPH_WARMUP + 8, cuda_graphs=graphs, avg_decay=avg_decay,
+                         callback=lambda step, losses, image: seen.append(losses["total"]))
+        runs[graphs] = image, seen
+    torch.testing.assert_close(runs[True][1], runs[False][1], rtol=1e-3, atol=0)
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=0, atol=1e-3)

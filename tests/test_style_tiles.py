@@ -125,3 +125,13 @@ def test_tiles_are_chosen_when_the_image_will_not_fit(vgg, monkeypatch):
     result = small(torch.rand(3, 64, 64), torch.rand(3, 32, 32), size=None, num_steps=1,
                    history_size=5)
     assert result.shape == (3, 64, 64) and len(made) == 1 and 10 <= made[0] < 64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_tiled_gradient_equals_the_untiled_one_on_cuda():
+    torch.manual_seed(0)
+    vgg = VGGFeatures(["conv1_1", "conv2_1", "conv1_2"], weights=None).cuda()
+    content, style, image = (torch.rand(2, 3, 70, 50, device="cuda") for _ in range(3))
+    _, want = _loss_and_gradient(NeuralStyleLoss(vgg, content, [style], **OPTIONS), image)
+    _, got = _loss_and_gradient(TiledStyleLoss(vgg, content, [style], tile=24, **OPTIONS), image)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-7)  # cuDNN picks per-shape kernels

@@ -180,7 +180,11 @@ class StyleTransfer:
                              self.vgg.min_side)
             check_memory(self.vgg.activation_bytes(*shape), *shape, self.device,  # forward only
                          "use a smaller --style-scale or --size")
-        start = None if isinstance(init, str) and init in INITS else self._tensor(init)
+        start = init if isinstance(init, str) and init in INITS else self._tensor(init)
+        loss_options = dict(content_layers=self.content_layers, style_layers=self.style_layers,
+                            layer_weights=layer_weights, style_blend_weights=style_blend_weights,
+                            content_weight=content_weight, style_weight=style_weight,
+                            tv_weight=tv_weight, normalize_gradients=normalize_gradients)
         result, done = None, 0
         with tqdm(total=sum(steps), disable=not progress, unit="step", desc="stylize") as bar:
             for long_side, scale_steps_here, scale_tile in zip(sizes, steps, plans):
@@ -188,7 +192,7 @@ class StyleTransfer:
                 height, width = target.shape[-2:]
                 style_images = [resize(s, max(1, round(style_scale * max(height, width))),
                                        self.vgg.min_side).to(self.device) for s in style_sources]
-                if original_colors:
+                if original_colors:  # Gatys et al. 2016: luminance only, styles matched to it
                     style_images = [match_luminance(s, target) for s in style_images]
                 start_from = luminance(target) if original_colors else target
 
@@ -207,23 +211,18 @@ class StyleTransfer:
                 bar.set_description(f"stylize {width}x{height}")
                 try:
                     with precision_flags(self.precision), autocast(self.precision, self.device):
-                        options = dict(content_layers=self.content_layers,
-                                       style_layers=self.style_layers, layer_weights=layer_weights,
-                                       style_blend_weights=style_blend_weights,
-                                       content_weight=content_weight, style_weight=style_weight,
-                                       tv_weight=tv_weight, normalize_gradients=normalize_gradients)
-                        loss_fn = (NeuralStyleLoss(self.vgg, start_from, style_images, **options)
+                        loss_fn = (NeuralStyleLoss(self.vgg, start_from, style_images, **loss_options)
                                    if scale_tile is None else
                                    TiledStyleLoss(self.vgg, start_from, style_images, tile=scale_tile,
-                                                  halo=tile_halo, seed=seed, **options))
-                    if result is not None:
+                                                  halo=tile_halo, seed=seed, **loss_options))
+                    if result is not None:  # coarse to fine: from the last scale's result
                         first = upsample(result, height, width)
-                    elif start is not None:
+                    elif isinstance(start, str):
+                        first = initial_image(start, start_from, style_images[0],
+                                              noise_ratio=noise_ratio, seed=seed)
+                    else:
                         first = upsample(start, height, width).to(self.device).expand_as(target)
                         first = luminance(first) if original_colors else first
-                    else:
-                        first = initial_image(init, start_from, style_images[0],
-                                              noise_ratio=noise_ratio, seed=seed)
                     result = optimize(loss_fn, first, num_steps=scale_steps_here, optimizer=optimizer,
                                       learning_rate=learning_rate, history_size=history_size,
                                       callback=on_step if progress or callback else None,

@@ -21,6 +21,7 @@ only rounding; with a smaller ``halo`` (faster, not exact) it moves the seams so
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from torch import nn
 
 from .losses import NeuralStyleLoss, gram_matrix, style_loss
 from .vgg import LAYER_NAMES, VGGFeatures
+
+logger = logging.getLogger(__name__)
+
+OVERHEAD_WARNING = 2.5  # crop pixels per core pixel beyond which a tile size is worth a warning
 
 __all__ = ["Tile", "receptive_radius", "exact_halo", "tile_grid", "largest_tile", "TiledStyleLoss"]
 
@@ -134,6 +139,11 @@ class TiledStyleLoss(NeuralStyleLoss):
         if self.core < grid:
             raise ValueError(f"a {tile} px tile leaves no core inside its {self.halo} px halo; "
                              f"use a tile of at least {2 * self.halo + grid} px")
+        overhead = (tile / self.core) ** 2
+        if overhead > OVERHEAD_WARNING:
+            logger.warning("%d px tiles around %d px cores evaluate about %.1fx the image's pixels "
+                           "(the %d px halo); larger tiles are faster", tile, self.core, overhead,
+                           self.halo)
         if options.get("normalize_gradients"):
             raise ValueError("normalize_gradients needs each layer's whole gradient at once and "
                              "cannot be combined with tiles")
