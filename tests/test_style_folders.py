@@ -201,3 +201,20 @@ def test_version(capsys):
     assert stopped.value.code == 0
     assert capsys.readouterr().out.strip() == f"torchstyle {torchstyle.__version__}"
     assert re.fullmatch(r"\d+\.\d+\.\d+.*|unknown", torchstyle.__version__)
+
+
+def test_automatic_batches_fill_a_gpu_and_stay_single_elsewhere(monkeypatch):
+    import torchstyle.folders as folders
+    from torchstyle.transfer import evaluation_bytes
+
+    class Fake:
+        device = torch.device("cuda")
+        vgg = VGGFeatures(["conv2_2"], weights=None)
+
+    four = evaluation_bytes(Fake.vgg, 64, 64, "lbfgs", 100, batch=4)
+    monkeypatch.setattr(folders, "available_memory", lambda device: four + 1)
+    assert folders.auto_batch_size(Fake(), 64, 64, "lbfgs", 100) == 4
+    monkeypatch.setattr(folders, "available_memory", lambda device: 10 ** 15)
+    assert folders.auto_batch_size(Fake(), 64, 64, "lbfgs", 100) == folders.MAX_BATCH
+    Fake.device = torch.device("cpu")
+    assert folders.auto_batch_size(Fake(), 64, 64, "lbfgs", 100) == 1

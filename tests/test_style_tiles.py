@@ -135,3 +135,11 @@ def test_tiled_gradient_equals_the_untiled_one_on_cuda():
     _, want = _loss_and_gradient(NeuralStyleLoss(vgg, content, [style], **OPTIONS), image)
     _, got = _loss_and_gradient(TiledStyleLoss(vgg, content, [style], tile=24, **OPTIONS), image)
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-7)  # cuDNN picks per-shape kernels
+
+
+def test_tiles_that_are_mostly_halo_are_worth_a_warning(vgg, caplog):
+    content = torch.rand(1, 3, 20, 20)
+    TiledStyleLoss(vgg, content, [content], tile=40, **OPTIONS)
+    assert "larger tiles are faster" not in caplog.text
+    TiledStyleLoss(vgg, content, [content], tile=12, **OPTIONS)  # 4 px cores in 12 px tiles: 9x
+    assert "evaluate about 9.0x the image's pixels" in caplog.text
