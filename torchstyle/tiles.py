@@ -57,6 +57,11 @@ class Tile:
         cols = slice((left - self.left) // stride, right // stride - self.left // stride)
         return rows, cols
 
+    def window_at(self, stride: int) -> tuple[slice, slice]:
+        """The core's rows and columns in the whole image's activations at a layer of ``stride``."""
+        top, bottom, left, right = self.core
+        return slice(top // stride, bottom // stride), slice(left // stride, right // stride)
+
 
 def _stride(name: str) -> int:
     """Input pixels per activation at layer ``name``: 2 per pooling before it."""
@@ -189,9 +194,7 @@ class TiledStyleLoss(NeuralStyleLoss):
                 if name not in stitched:
                     stitched[name] = core.new_zeros(*core.shape[:2], image.shape[-2] // stride,
                                                     image.shape[-1] // stride)
-                top, _, left, _ = tile.core
-                stitched[name][..., top // stride:top // stride + core.shape[-2],
-                               left // stride:left // stride + core.shape[-1]] = core.detach()
+                stitched[name][(..., *tile.window_at(stride))] = core.detach()
         return stitched
 
     def grams(self, image: torch.Tensor, layers: Sequence[str],
@@ -222,24 +225,17 @@ class TiledStyleLoss(NeuralStyleLoss):
                 surrogate = sum((slopes[name] * gram_matrix(
                     cores[name], self._layer_size(image, name, cores[name].shape[1]))).sum()
                     for name in self.layer_weights if name in cores)
-                part = image.new_zeros(image.shape[0])
+                part = image.new_zeros(image.shape[0])  # this core's share of the content term
                 for name in self.content_layers:
                     if name in cores:
-                        rows, cols = self._target_window(tile, name)
-                        squares = (cores[name].float() - self.content_targets[name][..., rows, cols]) ** 2
-                        part = part + share * squares.flatten(1).sum(1) / self.content_targets[name][0].numel()
+                        target = self.content_targets[name]
+                        squares = (cores[name].float() - target[(..., *tile.window_at(_stride(name)))]) ** 2
+                        part = part + share * squares.flatten(1).sum(1) / target[0].numel()
                 (surrogate + part.sum()).backward()
                 content += part.detach()
         terms = {"content": content, "style": style.detach(), "tv": self.tv(image)}
         terms["total"] = _WithGradient.apply(image, content + terms["style"], pixels.grad) + terms["tv"]
         return terms
-
-    @staticmethod
-    def _target_window(tile: Tile, name: str) -> tuple[slice, slice]:
-        """The core's rows and columns in the whole image's activations of layer ``name``."""
-        stride = _stride(name)
-        top, bottom, left, right = tile.core
-        return slice(top // stride, bottom // stride), slice(left // stride, right // stride)
 
 
 class _WithGradient(torch.autograd.Function):
