@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from loaders.files import atomic_write
 
 from .images import ImageError, fit_size, image_to_tensor, load_image, resize, save_image
-from .scales import scale_sizes, scale_steps
-from .transfer import available_memory, evaluation_bytes
+from .scales import DEFAULT_MIN_SIZE, scale_sizes, scale_steps
+from .transfer import LBFGS_HISTORY, available_memory, evaluation_bytes
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_BATCH", "is_many", "list_inputs", "rank_and_world", "shard",
            "output_paths", "image_size", "auto_batch_size", "snapshot_path", "write_trace",
@@ -158,9 +158,9 @@ def stylize_files(transfer, jobs: Sequence[Job], styles: Iterable, *, size: Opti
     if chain:
         groups = [[index] for index in range(len(jobs))]
     else:
-        groups = _groups(shapes, {shape: batch_size or auto_batch_size(
-            transfer, *shape, options.get("optimizer", "lbfgs"), options.get("history_size", 100))
-            for shape in set(shapes)})
+        optimizer, history = options.get("optimizer", "lbfgs"), options.get("history_size", LBFGS_HISTORY)
+        groups = _groups(shapes, {shape: batch_size or auto_batch_size(transfer, *shape, optimizer, history)
+                                  for shape in set(shapes)})
     written, previous = [], None
     many = len(jobs) > 1
     with tqdm(total=len(jobs), unit="image", desc="images", disable=not (progress and many)) as bar:
@@ -169,15 +169,15 @@ def stylize_files(transfer, jobs: Sequence[Job], styles: Iterable, *, size: Opti
             contents = torch.cat([resize(image_to_tensor(load_image(jobs[i][0])), max(height, width),
                                          transfer.vgg.min_side) for i in group])
             outputs = [jobs[i][1] for i in group]
-            total = sum(scale_steps(len(scale_sizes(max(height, width), options.get("min_size"))),
-                                    options.get("num_steps", 300), options.get("coarse_steps")))
+            scales = len(scale_sizes(max(height, width), options.get("min_size", DEFAULT_MIN_SIZE)))
+            total = sum(scale_steps(scales, options.get("num_steps", 300), options.get("coarse_steps")))
             rows: list[list[dict]] = [[] for _ in group]
 
             def on_step(step: int, losses: dict, image: torch.Tensor) -> None:
                 for b, output in enumerate(outputs):
                     if trace is not None:
-                        rows[b].append({"step": step, "size": list(image.shape[-2:]),
-                                        **{k: v[b] if isinstance(v, list) else v for k, v in losses.items()}})
+                        mine = {k: v[b] if isinstance(v, list) else v for k, v in losses.items()}
+                        rows[b].append({"step": step, "size": list(image.shape[-2:]), **mine})
                     if save_every and step % save_every == 0 and step < total:
                         save_image(image[b:b + 1], snapshot_path(output, step, total), bits)
 
