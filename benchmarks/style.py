@@ -10,7 +10,11 @@
 ``--mode scales``: coarse to fine (each ``--min-sizes``, ``--coarse-steps`` per coarse scale,
 ``--steps`` at the last) against one scale given the same wall time: the loss at the last
 scale when coarse-to-fine ends, the single scale's loss at that moment, and how long the single
-scale takes to reach coarse-to-fine's loss. ``--mode tiles``: s/step and peak memory at each
+scale takes to reach coarse-to-fine's loss. Its objective is the default one times
+``--loss-scale`` (content and style weights alike, so the optimum is the same; losses are printed
+divided by it): with random weights the gradients are so small that L-BFGS's absolute curvature
+test (``s.y > 1e-10``, torch's) rejects every pair at 512 px, and one scale never moves.
+``--mode tiles``: s/step and peak memory at each
 size, whole and in ``--tile`` px tiles. ``--mode batch`` (CUDA): image-evaluations/s at 512 px
 for batches of ``--batches`` images, each its own objective and L-BFGS state.
 
@@ -243,10 +247,12 @@ def _curve(transfer: StyleTransfer, content, style, budget: Optional[float] = No
     points: list = []
     start = time.process_time()
 
+    scale = options.get("content_weight", 1.0)
+
     def record(step: int, losses: dict, image) -> None:
         now = time.process_time() - start
         if tuple(image.shape[-2:]) == final:
-            points.append((now, losses["total"]))
+            points.append((now, losses["total"] / scale))
         if budget is not None and now > budget:
             raise _OutOfTime
 
@@ -264,8 +270,10 @@ def job(spec: dict) -> dict:
     transfer = StyleTransfer(weights=None, device=device, precision=spec.get("precision", "auto"))
     content, style = _pictures(spec["size"], torch.device("cpu"))
     if spec["kind"] == "scales":
+        scale = spec.get("loss_scale", 1.0)
         return _curve(transfer, content, style, spec.get("budget"), min_size=spec["min_size"],
-                      num_steps=spec["steps"], coarse_steps=spec.get("coarse_steps"))
+                      num_steps=spec["steps"], coarse_steps=spec.get("coarse_steps"),
+                      content_weight=scale, style_weight=STYLE_WEIGHT * scale)
     if spec["kind"] == "batch":
         content = content.expand(spec["batch"], -1, -1, -1) * torch.linspace(0.8, 1, spec["batch"]).view(-1, 1, 1, 1)
     baseline = _rss_mib()
@@ -312,10 +320,11 @@ def _scales_table(args) -> int:
         for min_size in args.min_sizes:
             for coarse in args.coarse_steps or [args.steps]:
                 runs[min_size, coarse] = _run_job({"kind": "scales", "size": size, "min_size": min_size,
-                                                   "steps": args.steps, "coarse_steps": coarse})
+                                                   "steps": args.steps, "coarse_steps": coarse,
+                                                   "loss_scale": args.loss_scale})
         budget = 1.5 * max([r["seconds"] for r in runs.values() if r] or [60.0])
         single = _run_job({"kind": "scales", "size": size, "min_size": None,
-                           "steps": 100 * args.steps, "budget": budget})
+                           "steps": 100 * args.steps, "budget": budget, "loss_scale": args.loss_scale})
         if single is None:
             return 1
         for (min_size, coarse), run in runs.items():
@@ -395,6 +404,8 @@ def main() -> int:
                         help="--mode scales: the coarse-to-fine schedules' first sizes")
     parser.add_argument("--coarse-steps", nargs="+", type=int, default=None,
                         help="--mode scales: steps per coarse scale, one run each (default: --steps)")
+    parser.add_argument("--loss-scale", type=float, default=1000.0,
+                        help="--mode scales: the objective's factor (see above)")
     parser.add_argument("--tile", type=int, default=1024, help="--mode tiles: the tile side")
     parser.add_argument("--history", type=int, default=10, help="--mode tiles: L-BFGS history")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4, 16],
