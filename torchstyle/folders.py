@@ -166,6 +166,9 @@ def stylize_files(transfer, jobs: Sequence[Job], styles: Iterable, *, size: Opti
     with tqdm(total=len(jobs), unit="image", desc="images", disable=not (progress and many)) as bar:
         for group in groups:
             height, width = shapes[group[0]]
+            # Refuse a size that cannot fit even in tiles before the contents are resized to it.
+            transfer._plan_tile(height, width, len(group), options.get("tile"), options.get("tile_halo"),
+                                options.get("optimizer", "lbfgs"), options.get("history_size", LBFGS_HISTORY))
             contents = torch.cat([resize(image_to_tensor(load_image(jobs[i][0])), max(height, width),
                                          transfer.vgg.min_side) for i in group])
             outputs = [jobs[i][1] for i in group]
