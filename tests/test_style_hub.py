@@ -1,6 +1,11 @@
 """hubconf.py: the entry points load through torch.hub from this checkout, without network."""
 from __future__ import annotations
 
+import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -31,3 +36,31 @@ def test_hub_style_transfer_takes_pil_images_and_tensors():
     assert isinstance(picture, Image.Image) and picture.size == (32, 24)
     result = transfer(torch.rand(1, 3, 16, 16), painting, size=None, num_steps=1)
     assert result.shape == (1, 3, 16, 16)
+
+
+def test_hub_lists_only_the_entry_points(monkeypatch):
+    """torch.hub.list's own rule (every public callable of hubconf), run on this checkout:
+    torch.hub.list takes no source="local", so its download step is pointed here."""
+    monkeypatch.setattr(torch.hub, "_get_cache_or_reload", lambda *args, **kwargs: REPO)
+    assert torch.hub.list("owner/torchstyle") == ["style_transfer", "vgg19_features"]
+
+
+def test_hub_dependencies_are_every_third_party_module_imported():
+    """The project modules that importing hubconf and its entry points loads, scanned for imports:
+    their third-party top-level modules are exactly hubconf's ``dependencies``."""
+    program = ("import json, sys, hubconf; hubconf.style_transfer; import torchstyle.run; "
+               "print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items()) "
+               "if n.split('.')[0] in ('torchstyle', 'loaders', 'hubconf') and getattr(m, '__file__', None))))")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    done = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+    imported = set()
+    for path in json.loads(done.stdout):
+        for node in ast.walk(ast.parse(Path(path).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__", "torchstyle", "loaders"}
+    import hubconf
+    assert sorted(third_party) == sorted(hubconf.dependencies)

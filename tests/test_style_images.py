@@ -6,9 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
+import struct
+import zlib
+
 from torchstyle.images import (ImageError, check_output_path, image_to_tensor, load_image,
-                               match_luminance, resize, rgb_to_yiq, save_image, tensor_to_image,
-                               with_chroma_of, yiq_to_rgb)
+                               match_histogram, match_luminance, resize, rgb_to_yiq, save_image,
+                               tensor_to_image, with_chroma_of, yiq_to_rgb)
 
 
 def _gradient(width: int = 24, height: int = 16) -> np.ndarray:
@@ -135,3 +138,69 @@ def test_match_luminance_takes_the_content_statistics():
     assert matched[:, 0].mean().item() == pytest.approx(content_y.mean().item(), abs=1e-4)
     assert matched[:, 0].std().item() == pytest.approx(content_y.std().item(), abs=1e-4)
     assert torch.equal(matched[:, 0], matched[:, 1])
+
+
+def test_match_luminance_matches_each_image_of_a_batch_to_its_own_content():
+    style, contents = torch.rand(1, 3, 16, 16), torch.stack([torch.full((3, 8, 8), 0.2), torch.rand(3, 8, 8)])
+    contents[0, :, :4] = 0.6
+    matched = match_luminance(style, contents)
+    assert matched.shape == (2, 3, 16, 16)
+    for image, content in zip(matched, contents):
+        assert image[0].mean().item() == pytest.approx(rgb_to_yiq(content[None])[0, 0].mean().item(), abs=2e-3)
+
+
+def test_match_histogram_takes_the_reference_values_and_keeps_the_order():
+    torch.manual_seed(0)
+    image, reference = torch.rand(2, 3, 6, 5), torch.rand(1, 3, 5, 6) ** 3
+    matched = match_histogram(image, reference)
+    for b in range(2):
+        for c in range(3):
+            torch.testing.assert_close(matched[b, c].flatten().sort().values,
+                                       reference[0, c].flatten().sort().values)
+            assert torch.equal(matched[b, c].flatten().argsort(), image[b, c].flatten().argsort())
+    smaller = match_histogram(image, reference[..., :3, :4])  # quantiles interpolated
+    assert smaller.min() >= reference[..., :3, :4].min() and smaller.max() <= reference[..., :3, :4].max()
+
+
+def _sixteen_bit_pixels(image: torch.Tensor) -> np.ndarray:
+    return image[0].permute(1, 2, 0).mul(65535).round().numpy().astype(np.uint16)
+
+
+def test_sixteen_bit_png_holds_sixteen_bits(tmp_path):
+    image = torch.rand(1, 3, 5, 7)
+    path = save_image(image, tmp_path / "deep.png", bits=16)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, color = struct.unpack(">IIBB", data[16:26])
+    assert (width, height, depth, color) == (7, 5, 16, 2)
+    start = data.index(b"IDAT")
+    size = struct.unpack(">I", data[start - 4:start])[0]
+    rows = np.frombuffer(zlib.decompress(data[start + 4:start + 4 + size]), np.uint8).reshape(5, -1)
+    assert (rows[:, 0] == 0).all()  # filter type 0
+    decoded = rows[:, 1:].copy().view(">u2").reshape(5, 7, 3)
+    assert np.array_equal(decoded, _sixteen_bit_pixels(image))
+    with Image.open(path) as picture:  # a PNG any reader takes (Pillow keeps 8 of the 16 bits)
+        picture.load()
+        assert picture.size == (7, 5)
+    assert [p.name for p in tmp_path.iterdir()] == ["deep.png"]
+
+
+def test_sixteen_bit_tiff_holds_sixteen_bits(tmp_path):
+    image = torch.rand(1, 3, 4, 6)
+    path = save_image(image, tmp_path / "deep.tif", bits=16)
+    data = path.read_bytes()
+    assert data[:4] == b"II*\x00"
+    with Image.open(path) as picture:
+        picture.load()
+        assert picture.size == (6, 4) and picture.tag_v2[258] == (16, 16, 16)
+        strip = picture.tag_v2[273][0] if isinstance(picture.tag_v2[273], tuple) else picture.tag_v2[273]
+    decoded = np.frombuffer(data[strip:strip + 4 * 6 * 3 * 2], "<u2").reshape(4, 6, 3)
+    assert np.array_equal(decoded, _sixteen_bit_pixels(image))
+
+
+def test_sixteen_bits_only_where_the_format_holds_them(tmp_path):
+    with pytest.raises(ImageError, match="cannot write 16 bits per channel to .*out.jpg; use .png or .tif"):
+        save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.jpg", bits=16)
+    with pytest.raises(ImageError, match="bits must be 8 or 16"):
+        save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.png", bits=12)
+    assert list(tmp_path.iterdir()) == []

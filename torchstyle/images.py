@@ -3,13 +3,18 @@
 Every image inside ``torchstyle`` is a float32 tensor ``(1, 3, H, W)`` in ``[0, 1]``.
 Grayscale, RGBA/LA (alpha dropped), CMYK, palette and 16-bit files become RGB; 16-bit
 grayscale keeps its 16-bit precision. Files are written to a temporary file in the target
-folder, then renamed, so a crash never leaves half an image under the final name.
+folder, then renamed, so a crash never leaves half an image under the final name; ``bits=16``
+writes 16 bits per channel to ``.png`` and ``.tif`` (Pillow holds 8-bit RGB only, so these two
+are encoded here: PNG filter 0 rows, one uncompressed TIFF strip). Color control: luminance
+statistics (``match_luminance``) and per-channel histogram matching (``match_histogram``).
 """
 from __future__ import annotations
 
 import logging
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Union
@@ -25,12 +30,13 @@ __all__ = [
     "ImageError", "load_image", "image_to_tensor", "tensor_to_image", "fit_size", "resize",
     "save_image",
     "image_format", "check_output_path", "rgb_to_yiq", "yiq_to_rgb", "luminance",
-    "match_luminance", "with_chroma_of",
+    "match_luminance", "with_chroma_of", "match_histogram", "SIXTEEN_BIT_FORMATS",
 ]
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # NTSC YIQ, the color space Gatys et al. (2016) use for luminance-only transfer.
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
@@ -145,10 +151,64 @@ def check_output_path(output: PathLike, inputs: Iterable[PathLike] = ()) -> Path
     return output
 
 
-def save_image(image: Union[torch.Tensor, Image.Image], path: PathLike) -> Path:
-    """Write ``image`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
+def check_bits(path: PathLike, bits: int) -> None:
+    """Refuse a bit depth other than 8 and 16, and 16 bits in a format that cannot hold them."""
+    if bits not in (8, 16):
+        raise ImageError(f"bits must be 8 or 16, got {bits}")
+    if bits == 16 and image_format(path) not in SIXTEEN_BIT_FORMATS:
+        raise ImageError(f"cannot write 16 bits per channel to {path}; use .png or .tif")
+
+
+def _png16(pixels: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG of ``pixels`` (``H x W x 3`` uint16): IHDR, one IDAT, IEND."""
+    height, width, _ = pixels.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = np.concatenate([np.zeros((height, 1), np.uint8),  # filter type 0 per row
+                           pixels.astype(">u2").reshape(height, -1).view(np.uint8)], axis=1)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, truecolor
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
+
+
+def _tiff16(pixels: np.ndarray) -> bytes:
+    """A 16-bit RGB baseline TIFF of ``pixels`` (little-endian, one uncompressed strip)."""
+    height, width, _ = pixels.shape
+    data = pixels.astype("<u2").tobytes()
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 1),
+            (262, 3, 1, 2), (273, 4, 1, None), (277, 3, 1, 3), (278, 4, 1, height),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    ifd_size = 2 + 12 * len(tags) + 4
+    bits_at = 8 + ifd_size  # BitsPerSample's three values follow the IFD, then the strip
+    strip_at = bits_at + 6
+    entries = b""
+    for tag, kind, count, value in tags:
+        value = {258: bits_at, 273: strip_at}.get(tag, value)
+        packed = struct.pack("<HHI", tag, kind, count)
+        entries += packed + (struct.pack("<HH", value, 0) if kind == 3 and tag != 258
+                             else struct.pack("<I", value))
+    return (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + entries
+            + struct.pack("<I", 0) + struct.pack("<HHH", 16, 16, 16) + data)
+
+
+def save_image(image: Union[torch.Tensor, Image.Image], path: PathLike, bits: int = 8) -> Path:
+    """Write ``image`` to ``path`` atomically (a temporary file in the same folder, then rename).
+
+    ``bits=16`` keeps 16 bits per channel of a tensor (``.png`` or ``.tif`` only).
+    """
     path = Path(path)
     fmt = image_format(path)
+    check_bits(path, bits)
+    if bits == 16:
+        if not isinstance(image, torch.Tensor):
+            image = image_to_tensor(image)
+        pixels = image.detach().float().squeeze(0).clamp(0, 1).mul(65535).round()
+        pixels = pixels.permute(1, 2, 0).cpu().numpy().astype(np.uint16)
+        with atomic_write(path) as stream:
+            stream.write(_png16(pixels) if fmt == "PNG" else _tiff16(pixels))
+        return path
     if isinstance(image, torch.Tensor):
         image = tensor_to_image(image)
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
@@ -180,14 +240,38 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
 def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Gray style image whose luminance has the content's mean and standard deviation.
 
-    Gatys et al. (2016), section 2: ``L_s' = σ_c / σ_s · (L_s − μ_s) + μ_c``.
+    Gatys et al. (2016), section 2: ``L_s' = σ_c / σ_s · (L_s − μ_s) + μ_c``. A batch of
+    contents gives a batch of styles, each matched to its own content.
     """
     style_y, content_y = luminance(style), luminance(content)
-    scale = content_y.std() / style_y.std().clamp_min(1e-6)
-    return ((style_y - style_y.mean()) * scale + content_y.mean()).clamp(0, 1)
+    dims = (1, 2, 3)
+    scale = content_y.std(dims, keepdim=True) / style_y.std(dims, keepdim=True).clamp_min(1e-6)
+    return ((style_y - style_y.mean(dims, keepdim=True)) * scale
+            + content_y.mean(dims, keepdim=True)).clamp(0, 1)
 
 
 def with_chroma_of(image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """``image``'s luminance combined with ``content``'s chroma (I and Q), clamped to ``[0, 1]``."""
     yiq = torch.cat([rgb_to_yiq(image)[:, :1], rgb_to_yiq(content)[:, 1:]], dim=1)
     return yiq_to_rgb(yiq).clamp(0, 1)
+
+
+def match_histogram(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``image`` with each channel's histogram made ``reference``'s (histogram specification).
+
+    The ``k``-th smallest value of a channel becomes the reference channel's value at the same
+    quantile (interpolated when the sizes differ), so the order of the pixels is kept and their
+    distribution is the reference's. Per image for batches; ``reference`` may be one image.
+    """
+    batch, channels = image.shape[:2]
+    source = image.reshape(batch, channels, -1)
+    ordered = reference.reshape(reference.shape[0], channels, -1).sort(-1).values
+    ordered = ordered.to(image.dtype).expand(batch, -1, -1)
+    count, levels = source.shape[-1], ordered.shape[-1]
+    where = torch.linspace(0, levels - 1, count, device=image.device, dtype=image.dtype)
+    low = where.floor().long().clamp(max=levels - 1)
+    high = (low + 1).clamp(max=levels - 1)
+    frac = where - low.to(image.dtype)
+    values = ordered[..., low] * (1 - frac) + ordered[..., high] * frac
+    matched = torch.empty_like(source).scatter_(-1, source.argsort(-1), values)
+    return matched.reshape(image.shape)

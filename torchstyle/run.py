@@ -1,23 +1,32 @@
 """The command line: ``python -m torchstyle.run content.jpg style.jpg [more styles] -o out.png``.
 
-Also installed as the console script ``torchstyle``. A tqdm bar shows the losses; the output
-(and every ``--save-every`` snapshot, named ``<stem>_<step><ext>``) is written atomically.
-User errors (missing or damaged files, a missing or unwritable output folder, an output that is
-an input, an image too large for memory, weights that cannot be found or read, an unknown
-device) print one line and exit 1, before any optimization; bad arguments one line and exit 2.
+Also installed as the console script ``torchstyle``. ``torchstyle DIR style.jpg -o OUTDIR``
+(or a quoted glob such as ``'frames/*.png'``) stylizes every image of a folder into ``OUTDIR``,
+split across ranks under ``torchrun`` (:mod:`torchstyle.folders`). A tqdm bar shows the losses
+(and one the images); the output, every ``--save-every`` snapshot (``<stem>_<step><ext>``, the
+step zero-padded, never the last step, which is the output) and the ``--trace`` JSON are
+written atomically. User errors (missing or damaged files, a missing or unwritable output
+folder, an output that is an input, an image too large for memory, weights that cannot be found
+or read, an unknown device) print one line and exit 1, before any optimization where they can
+be known; bad arguments one line and exit 2.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, Optional, Union
 
-from . import StyleTransfer
-from .images import ImageError, check_output_path, load_image, save_image
+import torch
+
+from . import COLOR_TRANSFERS, StyleTransfer, __version__
+from .folders import (image_size, is_many, list_inputs, output_paths, rank_and_world, shard,
+                      stylize_files)
+from .images import ImageError, check_bits, check_output_path, load_image
+from .scales import DEFAULT_MIN_SIZE
 from .transfer import INITS, LBFGS_HISTORY, OPTIMIZERS, PRECISIONS, MemoryLimitError
 from .vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, DEFAULT_WEIGHTS, WeightsError
 
@@ -45,6 +54,17 @@ def _layer_weights(text: str) -> Union[str, list[float]]:
     return text if text in ("equal", "deeper") else _numbers(text)
 
 
+def _decay(text: str) -> float:
+    """An argparse type: a number in ``[0, 1)``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value:g}")
+    return value
+
+
 def _count(minimum: int):
     """An argparse type: a whole number of at least ``minimum``."""
     def parse(text: str) -> int:
@@ -69,20 +89,38 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``torchstyle`` (defaults match :class:`torchstyle.StyleTransfer`)."""
     parser = _Parser(
         prog="torchstyle", description="Neural style transfer (Gatys et al.) on a frozen VGG-19.")
-    parser.add_argument("content", help="the content image")
+    parser.add_argument("content", help="the content image, or a folder or quoted glob of them")
     parser.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
-    parser.add_argument("-o", "--output", default="out.png",
-                        help="output image; its folder must exist (default: out.png)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="output image, its folder must exist (default: out.png); for a folder "
+                             "or glob of contents, the output folder (created if missing; "
+                             "default: the current folder)")
+    parser.add_argument("--version", action="version", version=f"torchstyle {__version__}")
     parser.add_argument("--size", type=_count(0), default=512,
                         help="long edge in pixels; 0 keeps the content's size; a side under 16 px "
                              "(what VGG-19's deepest layers need) is stretched to it (default: 512)")
-    parser.add_argument("--steps", type=_count(0), default=300, help="optimizer steps (default: 300)")
+    parser.add_argument("--steps", type=_count(0), default=300,
+                        help="optimizer steps at the last (full) scale (default: 300)")
+    parser.add_argument("--min-size", type=_count(1), default=DEFAULT_MIN_SIZE, metavar="PX",
+                        help="coarse to fine: start at this long edge and grow by about sqrt(2) "
+                             "per scale up to --size; at or above --size: one scale "
+                             "(default: %(default)s)")
+    parser.add_argument("--coarse-steps", type=_count(0), default=None, metavar="N",
+                        help="steps at each scale before the last (default: --steps)")
+    parser.add_argument("--tile", type=_count(0), default=None, metavar="PX",
+                        help="evaluate in tiles of this side (halo included), the same objective; "
+                             "0: never (default: only when the image will not fit in memory)")
+    parser.add_argument("--tile-halo", type=_count(0), default=None, metavar="PX",
+                        help="context around each tile's core (default: VGG's receptive field, "
+                             "exact; less is faster and approximate)")
     parser.add_argument("--content-weight", type=float, default=1.0, help="(default: %(default)g)")
     parser.add_argument("--style-weight", type=float, default=1e6, help="(default: %(default)g)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation smoothing (default: %(default)g)")
-    parser.add_argument("--init", choices=INITS, default="content",
-                        help="starting image (default: %(default)s)")
+    parser.add_argument("--init", default="content", metavar="{" + ",".join(INITS) + ",previous,PATH}",
+                        help="starting image: previous chains the frames of a folder (each from "
+                             "the result before it), PATH starts from an image file "
+                             "(default: %(default)s)")
     parser.add_argument("--noise-ratio", type=float, default=0.6,
                         help="noise share for --init mix (default: %(default)g)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs",
@@ -104,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="style image size relative to --size (default: 1)")
     parser.add_argument("--original-colors", action="store_true",
                         help="transfer luminance only and keep the content's colors")
+    parser.add_argument("--color-transfer", choices=[c for c in COLOR_TRANSFERS if c], default=None,
+                        help="histogram: give the output the content's color histogram")
+    parser.add_argument("--normalize-gradients", action="store_true",
+                        help="divide each loss term's gradient by its L1 norm (neural-style; "
+                             "weights then need its scale, e.g. --content-weight 5 --style-weight 100)")
+    parser.add_argument("--avg-decay", type=_decay, default=0.0, metavar="D",
+                        help="return the running average of the iterates, decay D per step "
+                             "(crowsonkb uses 0.99; default: 0, off)")
     parser.add_argument("--pooling", choices=("max", "avg"), default="max",
                         help="(default: %(default)s)")
     parser.add_argument("--device", default="auto",
@@ -119,41 +165,97 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="seed for noise initialization")
     parser.add_argument("--save-every", type=_count(0), default=0, metavar="N",
                         help="also save the image every N steps as <output stem>_<step><ext>")
+    parser.add_argument("--bits", type=int, choices=(8, 16), default=8,
+                        help="bits per channel of the output; 16 for .png and .tif (default: 8)")
+    parser.add_argument("--trace", action="store_true",
+                        help="write <output stem>.json beside each output: options and per-step losses")
+    parser.add_argument("--ext", default=".png",
+                        help="extension of the outputs of a folder of contents (default: .png)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip contents whose output exists (resumes a killed run)")
+    parser.add_argument("--batch-size", type=_count(0), default=0, metavar="N",
+                        help="same-size images optimized together, each its own objective "
+                             "(default 0: as many as fit, up to 16, on CUDA; 1 elsewhere)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     return parser
 
 
-def _snapshot_saver(output: Path, every: int):
-    """A step callback that writes ``<stem>_<step><ext>`` every ``every`` steps."""
-    def save(step: int, losses: dict, image) -> None:
-        if step % every == 0:
-            save_image(image, output.with_name(f"{output.stem}_{step}{output.suffix}"))
-    return save
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """Every (content, output) pair of this run, checked; all ranks' pairs, in order."""
+    styles = [Path(path) for path in args.styles]
+    if not is_many(args.content):
+        output = Path(args.output or "out.png")
+        check_bits(output, args.bits)
+        check_output_path(output, [args.content, *styles])
+        load_image(args.content)  # missing, damaged or truncated: now, not after the network loads
+        return [(Path(args.content), output)]
+    inputs = list_inputs(args.content)
+    folder = Path(args.output or ".")
+    if folder.exists() and not folder.is_dir():
+        raise ImageError(f"output {folder} is a file; with a folder of contents give an output folder")
+    if not folder.parent.is_dir():
+        raise ImageError(f"the folder of output folder {folder} does not exist; create it first")
+    suffix = args.ext if args.ext.startswith(".") else f".{args.ext}"
+    outputs = output_paths(inputs, folder, suffix)
+    check_bits(outputs[0], args.bits)
+    folder.mkdir(exist_ok=True)
+    check_output_path(outputs[0])  # format and writable folder
+    sources = {path.resolve(): path for path in [*inputs, *styles]}
+    for output in outputs:
+        if output.resolve() in sources:
+            raise ImageError(f"output {output} is also an input image; choose another output folder")
+    for path in inputs:
+        image_size(path)  # every file is an image, before any work
+    return list(zip(inputs, outputs))
+
+
+def _device(name: str) -> str:
+    """Under torchrun on CUDA machines, ``auto`` is this process's own GPU (``LOCAL_RANK``)."""
+    local = os.environ.get("LOCAL_RANK")
+    if name == "auto" and local is not None and local.isdigit() and torch.cuda.is_available():
+        return f"cuda:{int(local) % torch.cuda.device_count()}"
+    return name
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Check every path, load the images and the network, stylize, write the output."""
-    output = check_output_path(args.output, [args.content, *args.styles])
-    content = load_image(args.content)
+    """Check every path, load the network, stylize this rank's contents, write the outputs."""
+    chain = args.init == "previous"
+    if chain and not is_many(args.content):
+        raise ValueError("--init previous chains the frames of a folder; give a folder or a glob")
+    init = "content" if chain else args.init
+    if init not in INITS:
+        load_image(init)  # an image to start from: checked now
+    jobs = _jobs(args)
     styles = [load_image(path) for path in args.styles]
-    started = time.perf_counter()
+    rank, world = rank_and_world()
+    jobs = shard(jobs, rank, world)
+    if args.skip_existing:
+        existing = [output for _, output in jobs if output.exists()]
+        if existing:
+            logger.info("skipping %d of %d images whose output exists", len(existing), len(jobs))
+        jobs = [job for job in jobs if not job[1].exists()]
+    if not jobs:
+        logger.info("nothing to do%s", f" on rank {rank} of {world}" if world > 1 else "")
+        return 0
     transfer = StyleTransfer(
         style_layers=args.style_layers, content_layers=args.content_layers, pooling=args.pooling,
-        weights=args.weights or DEFAULT_WEIGHTS, device=args.device, precision=args.precision,
-        cuda_graphs=args.cuda_graphs)
-    logger.info("stylizing %s on %s", args.content, transfer.device)
-    result = transfer(
-        content, styles, size=args.size, num_steps=args.steps, content_weight=args.content_weight,
+        weights=args.weights or DEFAULT_WEIGHTS, device=_device(args.device),
+        precision=args.precision, cuda_graphs=args.cuda_graphs)
+    where = f" (rank {rank} of {world})" if world > 1 else ""
+    logger.info("stylizing %s on %s%s", args.content if len(jobs) == 1 else f"{len(jobs)} images",
+                transfer.device, where)
+    stylize_files(
+        transfer, jobs, styles, size=args.size or None, batch_size=args.batch_size, chain=chain,
+        bits=args.bits, save_every=args.save_every, progress=not args.quiet,
+        trace={"torchstyle": __version__, **vars(args)} if args.trace else None,
+        num_steps=args.steps, min_size=args.min_size, coarse_steps=args.coarse_steps,
+        tile=args.tile, tile_halo=args.tile_halo, content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, layer_weights=args.layer_weights,
-        style_blend_weights=args.style_blend, style_scale=args.style_scale, init=args.init,
+        style_blend_weights=args.style_blend, style_scale=args.style_scale, init=init,
         noise_ratio=args.noise_ratio, optimizer=args.optimizer, learning_rate=args.learning_rate,
-        history_size=args.lbfgs_history,
-        original_colors=args.original_colors, seed=args.seed,
-        callback=_snapshot_saver(output, args.save_every) if args.save_every else None,
-        progress=not args.quiet)
-    save_image(result, output)
-    logger.info("wrote %s (%dx%d px, %d steps, %.1f s)", output, result.width, result.height,
-                args.steps, time.perf_counter() - started)
+        history_size=args.lbfgs_history, original_colors=args.original_colors,
+        color_transfer=args.color_transfer, normalize_gradients=args.normalize_gradients,
+        avg_decay=args.avg_decay, seed=args.seed)
     return 0
 
 

@@ -6,7 +6,9 @@ cut VGG) and the L-BFGS / Adam loop with its per-step callback; on CUDA each who
 (evaluation and optimizer update) is replayed from one CUDA graph. One step is one evaluation:
 L-BFGS (:class:`~torchstyle.lbfgs.SyncFreeLBFGS`) takes ``torch.optim.LBFGS``'s steps with
 ``max_iter=1`` and no line search, so its history carries over from step to step, and never
-waits for the GPU.
+waits for the GPU. A batch of images is evaluated in one forward and backward pass, and each
+image keeps its own objective and its own L-BFGS state; iterate averaging (``avg_decay``) keeps
+an exponential moving average of the iterates, as crowsonkb's style-transfer-pytorch does.
 
 Valid pixel range: the loss is evaluated at ``clamp(image, 0, 1)`` and that clamped image is what
 callbacks and the caller get. Clamping inside the function keeps L-BFGS's curvature pairs
@@ -20,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,12 +34,12 @@ __all__ = [
     "INITS", "OPTIMIZERS", "PRECISIONS", "MemoryLimitError", "select_device",
     "resolve_precision", "precision_flags", "autocast", "initial_image", "available_memory",
     "evaluation_bytes", "check_memory", "make_optimizer", "Evaluation", "CUDAGraphed",
-    "optimize",
+    "IterateAverage", "optimize",
 ]
 
 logger = logging.getLogger(__name__)
 
-Callback = Callable[[int, dict[str, float], torch.Tensor], None]
+Callback = Callable[[int, dict[str, Any], torch.Tensor], None]
 Terms = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor], Terms]
 
@@ -51,6 +53,9 @@ GRAPH_WARMUP = 3  # eager steps before a CUDA graph capture: lazy allocations, c
 # 1.0-1.2 on CPU at 512-1024 px (benchmarks/style.py); headroom for allocator caches, cuDNN
 # workspaces and CUDA graph pools.
 MEMORY_FACTOR = 1.5
+# Image-sized buffers alive during a tiled evaluation: the pixels, their gradient twice, the
+# clamped copy, the content targets (conv4_2: 512 channels at 1/8 size, 2.7 images) and slack.
+TILED_IMAGE_BUFFERS = 10
 
 
 class MemoryLimitError(MemoryError):
@@ -132,8 +137,8 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor, *,
     if init == "content":
         return content.clone()
     if init == "style":
-        return F.interpolate(style, size=content.shape[-2:], mode="bicubic",
-                             align_corners=False).clamp(0, 1)
+        resized = F.interpolate(style, size=content.shape[-2:], mode="bicubic", align_corners=False)
+        return resized.clamp(0, 1).expand_as(content).clone()
     if not 0.0 <= noise_ratio <= 1.0:
         raise ValueError(f"noise_ratio must be between 0 and 1, got {noise_ratio}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -169,15 +174,21 @@ def available_memory(device: torch.device) -> Optional[int]:
 
 
 def evaluation_bytes(extractor: VGGFeatures, height: int, width: int, optimizer: str = "lbfgs",
-                     history_size: int = LBFGS_HISTORY) -> float:
-    """Memory to optimize a ``height x width`` image: evaluation plus optimizer state.
+                     history_size: int = LBFGS_HISTORY, batch: int = 1,
+                     tile: Optional[int] = None) -> float:
+    """Memory to optimize ``batch`` images of ``height x width``: evaluation plus optimizer state.
 
     L-BFGS keeps two image-sized vectors per history entry (at ``history_size=100`` about as
-    much as VGG's activations); Adam keeps two moments.
+    much as VGG's activations); Adam keeps two moments. With ``tile``, one ``tile x tile`` crop's
+    activations are alive at a time, beside image-sized buffers (the image, its gradient, the
+    content targets).
     """
-    image = 3 * height * width * 4
+    image = 3 * height * width * 4 * batch
     state = 2 * history_size * image if optimizer == "lbfgs" else 2 * image
-    return MEMORY_FACTOR * extractor.activation_bytes(height, width) + state
+    if tile is None:
+        return MEMORY_FACTOR * extractor.activation_bytes(height, width, batch) + state
+    crop = extractor.activation_bytes(min(tile, height), min(tile, width), batch)
+    return MEMORY_FACTOR * crop + TILED_IMAGE_BUFFERS * image + state
 
 
 def check_memory(needed: float, height: int, width: int, device: torch.device,
@@ -200,31 +211,65 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
-def make_optimizer(name: str, image: torch.Tensor, learning_rate: Optional[float] = None,
+def make_optimizer(name: str, image: Union[torch.Tensor, Sequence[torch.Tensor]],
+                   learning_rate: Optional[float] = None,
                    history_size: int = LBFGS_HISTORY, capturable: bool = False) -> torch.optim.Optimizer:
     """L-BFGS (one evaluation per ``step()``, history kept; the steps of
-    ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) or Adam over ``image`` alone.
+    ``torch.optim.LBFGS(max_iter=1)`` without its host syncs) over one tensor, or Adam over
+    ``image`` (a tensor or a list: Adam treats each element alone anyway).
     ``capturable``: steps that a CUDA graph can capture."""
+    params = [image] if isinstance(image, torch.Tensor) else list(image)
     if name == "lbfgs":
-        return SyncFreeLBFGS([image], lr=learning_rate or 1.0, history_size=history_size, capturable=capturable)
+        return SyncFreeLBFGS(params, lr=learning_rate or 1.0, history_size=history_size, capturable=capturable)
     if name == "adam":
-        return torch.optim.Adam([image], lr=learning_rate or ADAM_LEARNING_RATE, capturable=capturable)
+        return torch.optim.Adam(params, lr=learning_rate or ADAM_LEARNING_RATE, capturable=capturable)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
 class Evaluation:
-    """One forward + backward of ``loss_fn`` at ``clamp(image, 0, 1)``: fills ``image.grad``."""
+    """One forward + backward of ``loss_fn`` at ``clamp(images, 0, 1)``: fills each image's ``grad``.
 
-    def __init__(self, loss_fn: LossFn, image: torch.Tensor, precision: str = "fp32") -> None:
-        self.loss_fn, self.image, self.precision = loss_fn, image, precision
+    ``images`` is one tensor or a list of ``(1, 3, H, W)`` tensors evaluated as one batch; the
+    loss's ``total`` holds one value per image (or is a scalar) and its sum is differentiated.
+    """
+
+    def __init__(self, loss_fn: LossFn, images: Union[torch.Tensor, Sequence[torch.Tensor]],
+                 precision: str = "fp32") -> None:
+        self.loss_fn, self.precision = loss_fn, precision
+        self.images = [images] if isinstance(images, torch.Tensor) else list(images)
 
     def __call__(self) -> Terms:
         """A fresh gradient (not accumulated) and the loss terms, detached."""
-        self.image.grad = None
-        with autocast(self.precision, self.image.device):
-            terms = self.loss_fn(self.image.clamp(0, 1))
-        terms["total"].backward()
+        for image in self.images:
+            image.grad = None
+        with autocast(self.precision, self.images[0].device):
+            clamped = [image.clamp(0, 1) for image in self.images]
+            terms = self.loss_fn(clamped[0] if len(clamped) == 1 else torch.cat(clamped))
+        terms["total"].sum().backward()
         return {name: value.detach() for name, value in terms.items()}
+
+
+class IterateAverage:
+    """An exponential moving average of the iterates, bias-corrected (crowsonkb's ``EMA``):
+    ``value = Σ_t (1 - d) d^(T-t) x_t / (1 - d^T)``. In place, so a CUDA graph can capture it."""
+
+    def __init__(self, images: Sequence[torch.Tensor], decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"avg_decay must be in [0, 1), got {decay}")
+        self.images, self.decay = list(images), decay
+        self.value = torch.zeros_like(torch.cat(self.images).detach())
+        self.accum = torch.ones((), dtype=self.value.dtype, device=self.value.device)
+        self.update()
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the current (clamped) iterates in."""
+        self.accum.mul_(self.decay)
+        self.value.mul_(self.decay).add_(torch.cat(self.images).clamp(0, 1), alpha=1 - self.decay)
+
+    def get(self) -> torch.Tensor:
+        """The averaged images, ``(B, 3, H, W)``."""
+        return self.value / (1 - self.accum)
 
 
 class CUDAGraphed:
@@ -246,11 +291,16 @@ class CUDAGraphed:
         return self.outputs
 
 
-def _use_cuda_graphs(cuda_graphs: Optional[bool], image: torch.Tensor) -> bool:
-    """``None`` means: on CUDA; ``True`` off CUDA is an error."""
+def _use_cuda_graphs(cuda_graphs: Optional[bool], image: torch.Tensor, loss_fn: LossFn) -> bool:
+    """``None`` means: on CUDA, when the loss can be captured (a tiled one cannot: its tiles move
+    every step); ``True`` off CUDA or with such a loss is an error."""
+    capturable = getattr(loss_fn, "capturable", True)
     if cuda_graphs and not image.is_cuda:
         raise ValueError("cuda_graphs=True needs a CUDA device")
-    return image.is_cuda if cuda_graphs is None else cuda_graphs
+    if cuda_graphs and not capturable:
+        raise ValueError("a tiled evaluation cannot be captured into a CUDA graph; "
+                         "drop cuda_graphs=True (--cuda-graphs) or the tiles")
+    return image.is_cuda and capturable if cuda_graphs is None else cuda_graphs
 
 
 def _capture(step: Callable[[], Terms], stream: torch.cuda.Stream) -> Callable[[], Terms]:
@@ -262,28 +312,46 @@ def _capture(step: Callable[[], Terms], stream: torch.cuda.Stream) -> Callable[[
         return step
 
 
+def _as_floats(terms: Terms) -> dict[str, Any]:
+    """Loss terms as floats (one image) or lists of floats (a batch), in one read from the device."""
+    values = torch.stack([v.float().reshape(-1) for v in terms.values()]).tolist()
+    return {name: row[0] if len(row) == 1 else row for name, row in zip(terms, values)}
+
+
 def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
              optimizer: str = "lbfgs", learning_rate: Optional[float] = None,
              callback: Optional[Callback] = None, precision: str = "fp32",
-             cuda_graphs: Optional[bool] = None, history_size: int = LBFGS_HISTORY
-             ) -> torch.Tensor:
+             cuda_graphs: Optional[bool] = None, history_size: int = LBFGS_HISTORY,
+             avg_decay: float = 0.0) -> torch.Tensor:
     """Minimize ``loss_fn(image)["total"]`` over a copy of ``image``'s pixels; return the result.
 
-    The loss sees the pixels clamped to ``[0, 1]``, and so does everyone else. After each step,
+    ``image`` is ``(B, 3, H, W)``: the images of a batch are evaluated together, each with its own
+    optimizer state (one L-BFGS per image), so each takes the steps it would take alone. The
+    loss sees the pixels clamped to ``[0, 1]``, and so does everyone else. After each step,
     ``callback(step, losses, image)`` gets the step number (from 1), the loss terms as floats
-    and the (clamped) image just evaluated. ``history_size`` is L-BFGS's memory length. With
-    CUDA graphs (``None``: on CUDA), the first ``GRAPH_WARMUP`` steps run eagerly and the
-    rest replay one captured step: evaluation and optimizer update in a single launch.
+    (lists of ``B`` floats for a batch) and the (clamped) images just evaluated, or their
+    running average when ``avg_decay > 0`` (which is then also the result). ``history_size`` is
+    L-BFGS's memory length. With CUDA graphs (``None``: on CUDA), the first ``GRAPH_WARMUP``
+    steps run eagerly and the rest replay one captured step: evaluation and optimizer updates
+    in a single launch.
     """
     if num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-    image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    graphs = _use_cuda_graphs(cuda_graphs, image)
-    opt = make_optimizer(optimizer, image, learning_rate, history_size, capturable=graphs)
-    evaluate = Evaluation(loss_fn, image, precision)
+    images = [part.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+              for part in image.split(1)]
+    graphs = _use_cuda_graphs(cuda_graphs, image, loss_fn)
+    optimizers = ([make_optimizer(optimizer, part, learning_rate, history_size, capturable=graphs)
+                   for part in images] if optimizer == "lbfgs" else
+                  [make_optimizer(optimizer, images, learning_rate, history_size, capturable=graphs)])
+    evaluate = Evaluation(loss_fn, images, precision)
+    average = IterateAverage(images, avg_decay) if avg_decay else None
+
+    def current() -> torch.Tensor:
+        """What callbacks see and what is returned: the clamped iterates or their average."""
+        return average.get() if average is not None else torch.cat(images).detach().clamp(0, 1)
 
     def step() -> Terms:
-        """One evaluation, at the evaluation's precision, then the optimizer's update."""
+        """One evaluation, at the evaluation's precision, then each optimizer's update."""
         terms: Terms = {}
 
         def closure() -> torch.Tensor:
@@ -291,7 +359,11 @@ def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
                 terms.update(evaluate())
             return terms["total"]
 
-        opt.step(closure)
+        optimizers[0].step(closure)
+        for index, other in enumerate(optimizers[1:], start=1):  # their gradients are filled
+            other.step(lambda index=index: terms["total"][index])
+        if average is not None:
+            average.update()
         return terms
 
     stream = torch.cuda.Stream(image.device) if graphs else None
@@ -304,8 +376,7 @@ def optimize(loss_fn: LossFn, image: torch.Tensor, *, num_steps: int = 300,
                 run = _capture(step, stream)
             terms = run()
             if callback is not None:
-                values = torch.stack([v.float() for v in terms.values()]).tolist()
-                callback(number, dict(zip(terms, values)), image.detach().clamp(0, 1))
+                callback(number, _as_floats(terms), current())
     if stream is not None:
         torch.cuda.current_stream(image.device).wait_stream(stream)
-    return image.detach().clamp(0, 1)
+    return current()
