@@ -92,6 +92,9 @@ class _WorkerIterator:
 
     def _reset(self, loader: Any) -> None:
         """Another epoch on persistent workers (``DataLoader.__iter__`` calls this)."""
+        if not self._workers:  # stopped by an error: start again
+            self.__init__(loader)
+            return
         while not self._iterable and self._received < self._sent:  # results of an abandoned epoch
             self._workers[self._received % len(self._workers)].receive(self._timeout)
             self._received += 1

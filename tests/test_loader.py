@@ -150,13 +150,15 @@ def test_a_worker_that_dies_is_reported():
 
 
 def test_timeout_ends_a_wait_for_a_stuck_worker():
-    loader = SharedMemoryDataLoader(Blocks(), batch_size=None, num_workers=1, timeout=1.0)
+    loader = SharedMemoryDataLoader(Blocks(), batch_size=None, num_workers=1, timeout=1.0, persistent_workers=True)
     iterator = iter(loader)
     assert [int(next(iterator)) for _ in range(2)] == [0, 1]
     process = iterator._workers[0].process
     with pytest.raises(RuntimeError, match="DataLoader timed out after 1.0 seconds"):
         next(iterator)
     assert not process.is_alive()  # stopped, not left sleeping
+    again = iter(loader)  # persistent workers that were stopped start again
+    assert [int(next(again)) for _ in range(2)] == [0, 1] and again._workers[0].process is not process
 
 
 def test_persistent_workers_serve_every_epoch_and_stop_with_the_loader():

@@ -13,14 +13,15 @@ from torchvision.transforms.v2 import functional as F
 
 from loaders.errors import InvalidArgumentError
 from loaders.tfrecord import DecodeImage, RaggedBytes, RandomResizedCropJPEG
+from loaders.tfrecord.images import _jpeg_size
 
 
-def picture(width: int, height: int, kind: str = "JPEG") -> bytes:
+def picture(width: int, height: int, kind: str = "JPEG", **options) -> bytes:
     """A smooth RGB gradient (so that decoders at different scales agree closely), encoded."""
     y, x = np.mgrid[0:height, 0:width]
     pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], axis=-1).astype(np.uint8)
     out = io.BytesIO()
-    Image.fromarray(pixels).save(out, kind, quality=95)
+    Image.fromarray(pixels).save(out, kind, quality=95, **options)
     return out.getvalue()
 
 
@@ -50,6 +51,8 @@ def test_random_resized_crop_draws_as_torchvision_does():
                             antialias=True)
     assert ours.shape == (3, 32, 32) and ours.dtype == torch.uint8 and ours.is_contiguous()
     assert torch.equal(ours, theirs)
+    progressive = picture(90, 70, progressive=True)  # another frame marker (SOF2)
+    assert _jpeg_size(progressive) == (90, 70) and _jpeg_size(picture(9, 7, "PNG")) is None
 
 
 def test_reduced_decoding_where_the_crop_allows_and_close_to_the_full_decode():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -88,16 +88,18 @@ class RandomResizedCropJPEG:
         return 1
 
     def __call__(self, data: Encoded) -> torch.Tensor:
-        raw = bytes(data.numpy()) if isinstance(data, torch.Tensor) else bytes(data)
-        try:
-            header = Image.open(io.BytesIO(raw))  # reads the header only
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InvalidArgumentError(f"not a decodable image: {exc}") from None
-        top, left, height, width = RandomResizedCrop.get_params(header, list(self.scale), list(self.ratio))
+        raw = bytes(data.numpy()) if isinstance(data, torch.Tensor) else data
+        size = _jpeg_size(raw)
+        header = None
+        if size is None:  # not a JPEG (or an unusual one): PIL reads the header
+            header = _open(raw)
+            size = header.size
+        full_width, full_height = size
+        shape = torch.empty(1).expand(3, full_height, full_width)  # get_params reads only the shape
+        top, left, height, width = RandomResizedCrop.get_params(shape, list(self.scale), list(self.ratio))
         factor = self.reduction(height, width) if self.reduced and raw[:2] == _JPEG else 1
         if factor > 1:
-            full_width, full_height = header.size  # draft() changes it
-            image = _decode_reduced(header, factor)
+            image = _decode_reduced(header or _open(raw), factor)
             scale_y, scale_x = image.shape[1] / full_height, image.shape[2] / full_width
             top, left = min(int(top * scale_y), image.shape[1] - 1), min(int(left * scale_x), image.shape[2] - 1)
             height = max(1, min(round(height * scale_y), image.shape[1] - top))
@@ -124,6 +126,35 @@ class RandomResizedCropJPEG:
                                    interpolation=InterpolationMode.BILINEAR, antialias=True)
             out.append(image.flip(-1) if self.flip and torch.rand(()) < self.flip else image)
         return torch.stack(out)
+
+
+def _open(raw: Any) -> Image.Image:
+    """The image, its header read (PIL decodes nothing yet)."""
+    try:
+        return Image.open(io.BytesIO(raw))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidArgumentError(f"not a decodable image: {exc}") from None
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(raw: Any) -> Optional[tuple[int, int]]:
+    """``(width, height)`` from a JPEG's frame header (walking the marker segments), None when
+    ``raw`` is not a JPEG whose header is found that way."""
+    if bytes(raw[:2]) != _JPEG:
+        return None
+    position, end = 2, len(raw)
+    while position + 9 <= end and raw[position] == 0xFF:
+        marker = raw[position + 1]
+        if marker in _SOF:
+            height, width = int.from_bytes(raw[position + 5:position + 7], "big"), int.from_bytes(raw[position + 7:position + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        position += 2 + int.from_bytes(raw[position + 2:position + 4], "big")
+    return None
 
 
 def _decode_reduced(header: Image.Image, factor: int) -> torch.Tensor:
