@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.sharding import Shard
 from loaders.tfrecord import (
-    FixedLenFeature, IndexedTFRecordDataset, TFRecordDataset, TFRecordWriter, VarLenFeature, collate_lists,
-    collate_padded, index_path, iter_records, read_index,
+    FixedLenFeature, IndexedTFRecordDataset, RaggedBytes, RaggedTensor, TFRecordDataset, TFRecordWriter, VarLenFeature,
+    collate_lists, collate_padded, index_path, iter_records, read_index,
 )
 from loaders.tfrecord import dataset as dataset_module
 from loaders.tfrecord.format import encode_record
@@ -278,3 +278,35 @@ def test_batches_through_dataloader_workers(tmp_path):
     loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork")
     got = [(int(f), int(n)) for batch in loader for f, n in zip(batch["file"], batch["n"])]
     assert sorted(got) == expected(1, 40) and len(got) == len(set(got))
+
+
+def test_batches_hold_strings_and_var_len_features_as_ragged_types(tmp_path):
+    path = tmp_path / "strings.tfrecord"
+    with TFRecordWriter(path) as writer:
+        for n in range(6):
+            writer.write({"n": n, "name": b"record-%d" % n, "tokens": list(range(n % 3)), "tags": [b"t"] * (n % 2)})
+    features = {"n": FixedLenFeature([], torch.int64), "name": FixedLenFeature([], "string"),
+                "tokens": VarLenFeature(torch.int64), "tags": VarLenFeature("string")}
+    records = list(TFRecordDataset(path, features))
+    first, second = TFRecordDataset(path, features, batch_size=4)
+    assert type(first["name"]) is RaggedBytes and type(first["tokens"]) is RaggedTensor
+    assert type(first["tags"]) is RaggedTensor and isinstance(first["tags"].values, RaggedBytes)
+    assert list(first["name"]) + list(second["name"]) == [r["name"] for r in records]
+    assert first["tokens"] == [r["tokens"] for r in records[:4]] and second["tokens"].tolist() == [[0], [0, 1]]
+    assert first["tags"].tolist() == [[], [b"t"], [], [b"t"]]
+    (raw,) = TFRecordDataset(path, raw=True, batch_size=10)
+    assert type(raw) is RaggedBytes and list(raw) == [data for _, data in iter_records(path)]
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_batches_cross_dataloader_workers_as_one_shared_block(tmp_path):
+    (path,) = write_files(tmp_path, files=1, per_file=40, index=True)
+    features = {**FEATURES, "tokens": VarLenFeature(torch.int64)}
+    loader = DataLoader(TFRecordDataset(path, features, batch_size=8), batch_size=None, num_workers=2,
+                        multiprocessing_context="fork")
+    batches = list(loader)
+    for batch in batches:  # one storage per batch crossed, so its tensors are views of one block here too
+        tensors = [batch["file"], batch["n"], batch["tokens"].values, batch["tokens"].row_splits]
+        assert len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+    got = sorted((int(n), t.tolist()) for batch in batches for n, t in zip(batch["n"], batch["tokens"]))
+    assert got == [(n, list(range(n % 4))) for n in range(40)]

@@ -1,8 +1,13 @@
-"""Collate functions for batches of decoded records whose features vary in length.
+"""Collate functions for batches of decoded records, whose features may vary in length.
 
-``collate_padded`` pads variable-length tensors (``VarLenFeature``, ``FixedLenSequenceFeature``)
-to the longest in the batch and adds ``<key>_length``; ``collate_lists`` keeps them as lists.
-Equal-shaped tensors are stacked and bytes are gathered in lists, in both.
+In all of them equal-shaped tensors are stacked and byte strings become one
+:class:`~loaders.tfrecord.batches.RaggedBytes` (which reads like the list of ``bytes`` it
+replaces). Tensors that differ in their first dimension (``VarLenFeature``,
+``FixedLenSequenceFeature``) become a :class:`~loaders.tfrecord.batches.RaggedTensor` in
+``collate_ragged``, are padded to the longest with ``<key>_length`` added in ``collate_padded``,
+and are kept as a list in ``collate_lists``. In a worker of ``torch.utils.data.DataLoader`` each
+batch's tensors are put into one shared-memory block, so that the batch crosses to the main
+process as one transfer.
 """
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data._utils.collate import collate, collate_tensor_fn, default_collate_fn_map
 
 from loaders.errors import InvalidArgumentError
+from loaders.tfrecord.batches import RaggedBytes, RaggedTensor, for_transfer
 
 
 def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float) -> dict[str, Any]:
@@ -23,7 +30,9 @@ def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float
             column = [record[key] for record in batch]
         except KeyError:
             raise InvalidArgumentError(f"feature {key!r} is missing from some records of the batch") from None
-        if not all(isinstance(value, torch.Tensor) for value in column):
+        if all(type(value) is bytes for value in column):
+            out[key] = RaggedBytes.from_rows(column)
+        elif not all(isinstance(value, torch.Tensor) for value in column):
             out[key] = column
         elif all(value.shape == column[0].shape for value in column):
             out[key] = torch.stack(column)
@@ -35,7 +44,7 @@ def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float
             raise InvalidArgumentError(f"feature {key!r}: cannot pad tensors of shapes {shapes} (only the first dimension may vary)")
         else:
             out[key] = column
-    return out
+    return for_transfer(out)
 
 
 def collate_padded(batch: Sequence[Mapping[str, Any]], padding_value: float = 0) -> dict[str, Any]:
@@ -48,4 +57,30 @@ def collate_lists(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return _collate(batch, False, 0)
 
 
-__all__ = ["collate_lists", "collate_padded"]
+def _bytes_fn(batch: Sequence[bytes], *, collate_fn_map: Any = None) -> RaggedBytes:
+    return RaggedBytes.from_rows(batch)
+
+
+def _tensor_fn(batch: Sequence[torch.Tensor], *, collate_fn_map: Any = None) -> Any:
+    first = batch[0]
+    if first.layout != torch.strided or first.is_nested:
+        return collate_tensor_fn(batch, collate_fn_map=collate_fn_map)
+    try:
+        return torch.stack(list(batch))  # not into a shared segment of its own: for_transfer shares the batch
+    except RuntimeError:
+        if all(value.shape == first.shape for value in batch):
+            raise  # not a matter of lengths (dtypes, devices)
+    return RaggedTensor.from_rows(batch)  # refuses shapes that differ beyond the first dimension
+
+
+_RAGGED_MAP = {**default_collate_fn_map, bytes: _bytes_fn, torch.Tensor: _tensor_fn}
+
+
+def collate_ragged(batch: Sequence[Any]) -> Any:
+    """PyTorch's ``default_collate`` (any nesting of dicts, tuples, lists, numbers, arrays) with
+    byte strings as one ``RaggedBytes`` and tensors that differ in their first dimension as a
+    ``RaggedTensor`` (``default_collate`` refuses them)."""
+    return for_transfer(collate(batch, collate_fn_map=_RAGGED_MAP))
+
+
+__all__ = ["collate_lists", "collate_padded", "collate_ragged"]

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, IterableDataset
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import Paths, expand_paths
 from loaders.sharding import RankCarrier, Shard, current_shard, split
+from loaders.tfrecord.batches import RaggedBytes, for_transfer, ragged_column
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
 from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
 from loaders.tfrecord.index import create_index, index_path, read_index
@@ -53,20 +54,23 @@ class _Decode:
 
     def batches(self, records: Iterable[tuple[str, tuple[int, bytes]]], size: int, drop_last: bool) -> Iterator[Any]:
         """Decode and transform ``size`` records at a time (TF's ``batch`` then ``parse_example``):
-        fixed-length numbers become one ``[size, *shape]`` tensor per feature."""
+        fixed-length numbers become one ``[size, *shape]`` tensor per feature, lists of strings or
+        of tensors the ragged types, ready to leave a DataLoader worker."""
         decoder, transform, records = self.decoder, self.transform, iter(records)
         while chunk := list(itertools.islice(records, size)):
             if drop_last and len(chunk) < size:
                 return
             datas = [data for _, (_, data) in chunk]
-            if decoder is not None:
+            if decoder is None:
+                batch: Any = RaggedBytes.from_rows(datas)
+            else:
                 try:
-                    datas = decoder.batch(datas)
+                    batch = {key: ragged_column(column) for key, column in decoder.batch(datas).items()}
                 except InvalidArgumentError:
                     for path, (offset, data) in chunk:  # find the bad record, to name it
                         self(path, offset, data)
                     raise
-            yield datas if transform is None else transform(datas)
+            yield for_transfer(batch if transform is None else transform(batch))
 
 
 class TFRecordDataset(IterableDataset):
@@ -77,7 +81,11 @@ class TFRecordDataset(IterableDataset):
     by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
     ``batch_size`` yields batches instead (TF's ``batch`` + ``parse_example``, about twice as fast
     as decoding records one by one; use ``DataLoader(batch_size=None)``): fixed-length numbers
-    as ``[batch, *shape]`` tensors, other features as lists; ``drop_last`` drops a short last batch.
+    as ``[batch, *shape]`` tensors, byte strings as a ``RaggedBytes``, ``VarLenFeature`` numbers
+    (and lists of strings) as a ``RaggedTensor`` (both read like the lists they stand for, see
+    :mod:`loaders.tfrecord.batches`), ``raw=True`` records as a ``RaggedBytes``; ``drop_last``
+    drops a short last batch. In a DataLoader worker a batch's tensors share one shared-memory
+    block, so that it crosses to the main process as one transfer.
     ``cycle_length`` files are read at a time, one record from each in turn. With fewer files
     than readers (DataLoader workers x ranks), write index files (``TFRecordWriter(index=True)``
     or ``python -m loaders.tfrecord.index``) so that readers split files instead of each one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import warnings
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
@@ -38,10 +39,25 @@ def read_index(path: PathLike) -> np.ndarray:
     name = os.fspath(path)
     with open(name, "rb") as f:
         text = f.read()
+    lines = text.count(b"\n")
+    if text.endswith(b"\n") and text.count(b" ") == lines:  # as written: one space per line, 10x faster
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # older numpy: a warning for unread text
+            try:
+                table = np.fromstring(text, dtype=np.int64, sep=" ")
+            except ValueError:  # numpy 2.3+: text it cannot read; the general path names the line
+                table = np.zeros(0, np.int64)
+        if len(table) == 2 * lines:
+            return _checked(name, text, table.reshape(-1, 2))
     try:
         table = np.array(text.split(), dtype=np.int64).reshape(-1, 2)
     except ValueError:
         _raise_bad_line(name, text)
+    return _checked(name, text, table)
+
+
+def _checked(name: str, text: bytes, table: np.ndarray) -> np.ndarray:
+    """``table`` when every length can hold a record and no offset is negative; else the bad line's error."""
     if len(table) and ((table[:, 1] < HEADER_SIZE + FOOTER_SIZE).any() or (table[:, 0] < 0).any()):
         _raise_bad_line(name, text)
     return table

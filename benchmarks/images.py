@@ -1,0 +1,189 @@
+"""JPEG training input: images/s through DataLoaders with 2 workers, beside the ceiling and tf.data.
+
+    python benchmarks/images.py [--images 3000] [--size 224] [--batch 64] [--repeat 3] [--dir DIR] [--tensorflow]
+
+Draws ``--images`` small JPEGs (256-512 pixels a side, 10 classes), converts them to 8
+ImageNet-style shards (``image/encoded``, ``image/class/label``) with ``python -m
+loaders.tfrecord.convert --index``, and times one pass over them, decoded with a random
+``--size`` crop and a horizontal flip, in batches of ``--batch``, through: PyTorch's
+``DataLoader(num_workers=2)`` and ``SharedMemoryDataLoader``, with torchvision's decode +
+``RandomResizedCrop`` + ``RandomHorizontalFlip`` or ``RandomResizedCropJPEG``; the ``tfrecord``
+package's dataset in a ``DataLoader``; the ceiling: 2 processes that decode and transform half of
+the images each with nothing crossing; and (``--tensorflow``, its own interpreter, rows lost
+alone when it fails) tf.data: interleave + map(decode_and_crop_jpeg) + batch + prefetch. The
+cases run in turn, ``--repeat`` rounds; each row is its best round.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ChainDataset, DataLoader
+from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.transforms import v2
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+from benchmarks.tf_side import run_tensorflow  # noqa: E402
+from loaders.loader import SharedMemoryDataLoader  # noqa: E402
+from loaders.sharding import Shard  # noqa: E402
+from loaders.tfrecord import FixedLenFeature, RandomResizedCropJPEG, TFRecordDataset  # noqa: E402
+from loaders.tfrecord import dataset as dataset_module  # noqa: E402
+
+FEATURES = {"image/encoded": FixedLenFeature([], "string"), "image/class/label": FixedLenFeature([], torch.int64)}
+WORKERS = 2
+
+
+def draw_images(folder: str, count: int, classes: int = 10) -> None:
+    """``count`` JPEGs in ``classes`` subfolders: smooth color fields with noise, 256-512 pixels a side."""
+    rng = np.random.default_rng(0)
+    for number in range(count):
+        width, height = (int(v) for v in rng.integers(256, 513, size=2))
+        y, x = np.mgrid[0:height, 0:width]
+        base = rng.integers(0, 256, size=3)
+        pixels = (base + np.stack([x * 200 // width, y * 200 // height, (x + y) * 100 // (width + height)], -1)) % 256
+        pixels = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
+        path = os.path.join(folder, f"class{number % classes}", f"{number:06d}.jpg")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray(pixels).save(path, "JPEG", quality=90)
+
+
+class TorchvisionCrop:
+    """The usual torchvision training transform of a record: decode, RandomResizedCrop, flip."""
+
+    def __init__(self, size: int) -> None:
+        self.crop = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+
+    def __call__(self, example: dict) -> tuple:
+        data = torch.frombuffer(bytearray(example["image/encoded"]), dtype=torch.uint8)
+        return self.crop(decode_jpeg(data, mode=ImageReadMode.RGB)), example["image/class/label"]
+
+
+class JPEGCrop:
+    """The same with ``RandomResizedCropJPEG`` (reduced-size decoding where the crop allows)."""
+
+    def __init__(self, size: int) -> None:
+        self.crop = RandomResizedCropJPEG(size)
+
+    def __call__(self, example: dict) -> tuple:
+        return self.crop(example["image/encoded"]), example["image/class/label"]
+
+
+class PackageCrop(TorchvisionCrop):
+    """The torchvision transform for the ``tfrecord`` package's records (its bytes, numpy labels)."""
+
+    def __call__(self, example: dict) -> tuple:
+        data = torch.frombuffer(bytearray(example["image/encoded"]), dtype=torch.uint8)
+        return self.crop(decode_jpeg(data, mode=ImageReadMode.RGB)), int(example["image/class/label"][0])
+
+
+def count_images(batches) -> int:
+    return sum(len(labels) for _, labels in batches)
+
+
+def _share(files: list, transform: Callable, index: int) -> None:
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    dataset_module.current_shard = lambda: Shard(index, WORKERS)
+    for _ in TFRecordDataset(files, FEATURES, transform=transform):
+        pass
+
+
+def ceiling(files: list, transform: Callable) -> int:
+    """2 processes decode and transform a half of the images each; nothing crosses."""
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_share, args=(files, transform, i)) for i in range(WORKERS)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    return 0
+
+
+def cases(files: list, size: int, batch: int) -> list[tuple[str, Callable[[], Any]]]:
+    from tfrecord.torch.dataset import TFRecordDataset as PackageDataset
+
+    torchvision_crop, jpeg_crop = TorchvisionCrop(size), JPEGCrop(size)
+    ours = lambda transform: TFRecordDataset(files, FEATURES, transform=transform)  # noqa: E731
+    package = ChainDataset([PackageDataset(f, f + ".tfindex", {"image/encoded": "byte", "image/class/label": "int"},
+                                           transform=PackageCrop(size)) for f in files])
+    loader = lambda cls, data: count_images(cls(data, batch_size=batch, num_workers=WORKERS))  # noqa: E731
+    return [
+        ("DataLoader: torchvision decode + RandomResizedCrop + flip", lambda: loader(DataLoader, ours(torchvision_crop))),
+        ("SharedMemoryDataLoader: torchvision decode + RandomResizedCrop + flip",
+         lambda: loader(SharedMemoryDataLoader, ours(torchvision_crop))),
+        ("DataLoader: RandomResizedCropJPEG", lambda: loader(DataLoader, ours(jpeg_crop))),
+        ("SharedMemoryDataLoader: RandomResizedCropJPEG", lambda: loader(SharedMemoryDataLoader, ours(jpeg_crop))),
+        ("DataLoader: tfrecord package + torchvision decode + RandomResizedCrop + flip",
+         lambda: loader(DataLoader, package)),
+        ("ceiling, 2 processes: torchvision decode + RandomResizedCrop + flip", lambda: ceiling(files, torchvision_crop)),
+        ("ceiling, 2 processes: RandomResizedCropJPEG", lambda: ceiling(files, jpeg_crop)),
+    ]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="where to write the images and shards (default: a temp folder)")
+    parser.add_argument("--tensorflow", action="store_true", help="add tf.data's row (its own interpreter)")
+    args = parser.parse_args(argv)
+
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
+        draw_images(os.path.join(scratch, "images"), args.images)
+        subprocess.run([sys.executable, "-m", "loaders.tfrecord.convert", os.path.join(scratch, "images"),
+                        os.path.join(scratch, "shards"), "--shards", "8", "--index"], check=True, cwd=ROOT,
+                       capture_output=True)
+        files = sorted(glob.glob(os.path.join(scratch, "shards", "*.tfrecord")))
+        megabytes = sum(os.path.getsize(f) for f in files) / 1e6
+        chosen = cases(files, args.size, args.batch)
+        best = {name: float("inf") for name, _ in chosen}
+        for _ in range(args.repeat):
+            for name, run in chosen:
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+        missing = ""
+        if args.tensorflow:
+            found, missing = run_tensorflow(["images", os.path.join(scratch, "shards", "*.tfrecord"), args.repeat,
+                                             args.size, args.batch], timeout=600 + 120 * args.repeat)
+            best.update(found)
+    print(f"{args.images} JPEGs ({megabytes:.0f} MB in 8 shards), {args.size}x{args.size} crops, batches of "
+          f"{args.batch}, best of {args.repeat} interleaved rounds, {os.cpu_count()} CPUs, load average {load:.1f} "
+          f"before and {os.getloadavg()[0]:.1f} after\n")
+    width = max(len(name) for name in best)
+    print(f"| {'pipeline':{width}s} | {'seconds':>8s} | {'images/s':>9s} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 9}:|{'-' * 10}:|")
+    for name, seconds in best.items():
+        print(f"| {name:{width}s} | {seconds:8.3f} | {args.images / seconds:9,.0f} |")
+    if missing:
+        print(f"\ntf.data's row left out: {missing}")
+    print()
+    for name in best:
+        for transform in ("torchvision decode + RandomResizedCrop + flip", "RandomResizedCropJPEG"):
+            top = f"ceiling, 2 processes: {transform}"
+            if name.endswith(f": {transform}") and name != top and top in best:
+                print(f"{name}: {best[top] / best[name]:.2f}x the ceiling (target >= 0.95x)")
+    tf_name = next((name for name in best if name.startswith("TensorFlow")), None)
+    if tf_name:
+        for name in best:
+            if "SharedMemoryDataLoader" in name:
+                print(f"{name}: {best[tf_name] / best[name]:.2f}x tf.data's speed (target > 1x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

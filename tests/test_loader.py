@@ -1,0 +1,199 @@
+"""SharedMemoryDataLoader: PyTorch's DataLoader with workers that hand batches over through arenas."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate, get_worker_info
+
+from loaders.loader import SharedMemoryDataLoader
+from loaders.tfrecord import FixedLenFeature, RaggedBytes, TFRecordDataset, TFRecordWriter
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+
+class Squares(Dataset):
+    """Map-style: item i is ``{"i": i, "square": [i*i, i], "name": b"..."}``; item ``fail`` raises."""
+
+    def __init__(self, size: int = 23, fail: int = -1) -> None:
+        self.size, self.fail = size, fail
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict:
+        if i == self.fail:
+            raise ValueError(f"item {i} is bad")
+        return {"i": torch.tensor(i), "square": torch.tensor([i * i, i]), "name": b"n%d" % i}
+
+
+class Counting(IterableDataset):
+    """Iterable: each worker yields its own share of ``range(size)`` with the pid and worker info."""
+
+    def __init__(self, size: int = 30) -> None:
+        self.size = size
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for n in range(worker, self.size, workers):
+            yield {"n": torch.tensor(n), "pid": torch.tensor(os.getpid()), "seed": torch.tensor(info.seed if info else -1),
+                   "random": torch.rand(())}
+
+
+class Dies(IterableDataset):
+    def __iter__(self):
+        yield torch.tensor(1)
+        os._exit(3)
+
+
+class Blocks(Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if i == 2:
+            time.sleep(120)  # longer than the loader's timeout; the loader stops this worker
+        return torch.tensor(i)
+
+
+def failing_init(worker_id: int) -> None:
+    raise RuntimeError(f"worker {worker_id} cannot start")
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, (list, tuple, RaggedBytes)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_map_style_batches_equal_pytorchs_in_order():
+    for kwargs in ({"batch_size": 4, "shuffle": True}, {"batch_size": 5, "drop_last": True}, {"batch_size": None}):
+        theirs = list(DataLoader(Squares(), num_workers=2, generator=torch.Generator().manual_seed(1), **kwargs))
+        loader = SharedMemoryDataLoader(Squares(), num_workers=2, generator=torch.Generator().manual_seed(1), **kwargs)
+        ours = list(loader)
+        assert len(ours) == len(theirs) == len(loader) and all(same(a, b) for a, b in zip(ours, theirs)), kwargs
+    assert isinstance(loader, DataLoader)
+    batch = next(iter(SharedMemoryDataLoader(Squares(), batch_size=3, num_workers=2)))
+    assert type(batch["name"]) is RaggedBytes and batch["name"] == [b"n0", b"n1", b"n2"]  # collate_ragged
+    listed = next(iter(SharedMemoryDataLoader(Squares(), batch_size=3, num_workers=2, collate_fn=default_collate)))
+    assert listed["name"] == [b"n0", b"n1", b"n2"] and type(listed["name"]) is list  # a given collate_fn is kept
+
+
+def test_iterable_batches_equal_pytorchs_in_order_with_worker_info_and_seeds():
+    theirs = list(DataLoader(Counting(), batch_size=4, num_workers=3, generator=torch.Generator().manual_seed(5)))
+    ours = list(SharedMemoryDataLoader(Counting(), batch_size=4, num_workers=3, generator=torch.Generator().manual_seed(5)))
+    assert [b["n"].tolist() for b in ours] == [b["n"].tolist() for b in theirs]
+    assert [b["seed"].tolist() for b in ours] == [b["seed"].tolist() for b in theirs]  # base seed + worker id
+    assert [b["random"].tolist() for b in ours] == [b["random"].tolist() for b in theirs]  # torch seeded alike
+    assert len({int(b["pid"][0]) for b in ours}) == 3 and os.getpid() not in {int(b["pid"][0]) for b in ours}
+    single = list(SharedMemoryDataLoader(Counting(7), batch_size=None, num_workers=0))
+    assert [int(item["n"]) for item in single] == list(range(7))  # no workers: PyTorch's own loop
+
+
+def test_tfrecord_batches_cross_whole(tmp_path):
+    path = tmp_path / "data.tfrecord"
+    with TFRecordWriter(path, index=True) as writer:
+        for n in range(300):
+            writer.write({"n": n, "blob": bytes([n % 256]) * (n % 7), "floats": np.full(4, n, np.float32)})
+    features = {"n": FixedLenFeature([], torch.int64), "blob": FixedLenFeature([], "string"),
+                "floats": FixedLenFeature([4], torch.float32)}
+    batches = list(SharedMemoryDataLoader(TFRecordDataset(path, features, batch_size=32), batch_size=None, num_workers=2))
+    numbers = [int(n) for batch in batches for n in batch["n"]]
+    assert sorted(numbers) == list(range(300))
+    for batch in batches:
+        assert type(batch["blob"]) is RaggedBytes
+        assert list(batch["blob"]) == [bytes([n % 256]) * (n % 7) for n in batch["n"].tolist()]
+        assert torch.equal(batch["floats"], batch["n"][:, None].float().expand(-1, 4))
+    records = list(SharedMemoryDataLoader(TFRecordDataset(path, features), batch_size=64, num_workers=2))
+    assert sorted(int(n) for batch in records for n in batch["n"]) == list(range(300))
+    assert all(type(batch["blob"]) is RaggedBytes for batch in records)
+
+
+def test_large_and_non_tensor_values_cross():
+    class Big(Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> dict:
+            return {"big": torch.full((1 << 20,), i, dtype=torch.float64), "text": "x" * i, "array": np.arange(i)}
+
+    got = list(SharedMemoryDataLoader(Big(), batch_size=None, num_workers=1, multiprocessing_context="fork"))
+    assert [int(b["big"][-1]) for b in got] == [0, 1, 2] and [b["text"] for b in got] == ["", "x", "xx"]
+    assert [b["array"].tolist() for b in got] == [[], [0], [0, 1]]
+
+
+def test_a_dataset_error_is_raised_in_the_main_process_and_the_loader_goes_on():
+    loader = SharedMemoryDataLoader(Squares(size=12, fail=5), batch_size=2, num_workers=2)
+    iterator = iter(loader)
+    assert [next(iterator)["i"].tolist() for _ in range(2)] == [[0, 1], [2, 3]]
+    with pytest.raises(ValueError, match=r"item 5 is bad(.|\n)*Traceback in process loaders-worker-0"):
+        next(iterator)
+    assert [batch["i"].tolist() for batch in iterator] == [[6, 7], [8, 9], [10, 11]]
+
+
+def test_worker_init_failure_is_raised():
+    with pytest.raises(RuntimeError, match="worker 0 cannot start"):
+        list(SharedMemoryDataLoader(Squares(), batch_size=2, num_workers=2, worker_init_fn=failing_init))
+
+
+def test_a_worker_that_dies_is_reported():
+    with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid \d+\) exited unexpectedly with exit code 3"):
+        list(SharedMemoryDataLoader(Dies(), batch_size=None, num_workers=1))
+
+
+def test_timeout_ends_a_wait_for_a_stuck_worker():
+    loader = SharedMemoryDataLoader(Blocks(), batch_size=None, num_workers=1, timeout=1.0, persistent_workers=True)
+    iterator = iter(loader)
+    assert [int(next(iterator)) for _ in range(2)] == [0, 1]
+    process = iterator._workers[0].process
+    with pytest.raises(RuntimeError, match="DataLoader timed out after 1.0 seconds"):
+        next(iterator)
+    assert not process.is_alive()  # stopped, not left sleeping
+    again = iter(loader)  # persistent workers that were stopped start again
+    assert [int(next(again)) for _ in range(2)] == [0, 1] and again._workers[0].process is not process
+
+
+def test_persistent_workers_serve_every_epoch_and_stop_with_the_loader():
+    for dataset in (Counting(20), Squares(20)):
+        loader = SharedMemoryDataLoader(dataset, batch_size=3, num_workers=2, persistent_workers=True)
+        key = "n" if isinstance(dataset, Counting) else "i"
+        first = [n for batch in loader for n in batch[key].tolist()]
+        iterator = iter(loader)
+        next(iterator)  # an epoch abandoned after one batch
+        processes = [worker.process for worker in iterator._workers]
+        again = [n for batch in loader for n in batch[key].tolist()]
+        assert sorted(first) == sorted(again) == list(range(20))
+        assert [worker.process for worker in loader._iterator._workers] == processes and all(p.is_alive() for p in processes)
+        del loader, iterator
+        deadline = time.monotonic() + 60
+        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(p.is_alive() for p in processes)
+
+
+def test_breaking_out_stops_the_workers():
+    iterator = iter(SharedMemoryDataLoader(Counting(1000), batch_size=2, num_workers=2))
+    next(iterator)
+    processes = [worker.process for worker in iterator._workers]
+    del iterator
+    assert not any(p.is_alive() for p in processes)
+
+
+def test_spawned_workers_receive_the_dataset_by_pickle():
+    ours = list(SharedMemoryDataLoader(Squares(9), batch_size=4, num_workers=2, multiprocessing_context="spawn"))
+    assert [b["i"].tolist() for b in ours] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert ours[0]["name"] == [b"n0", b"n1", b"n2", b"n3"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")
+def test_pin_memory_pins_tensors_and_ragged_types():
+    batch = next(iter(SharedMemoryDataLoader(Squares(), batch_size=4, num_workers=1, pin_memory=True)))
+    assert batch["i"].is_pinned() and batch["name"].values.is_pinned() and batch["name"] == [b"n0", b"n1", b"n2", b"n3"]
