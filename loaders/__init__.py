@@ -31,8 +31,9 @@ _EXPORTS = {
         "TFRecordOptions", "TFRecordCompressionType", "TFRecordWriter", "tf_record_iterator",
         "FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature",
         "parse_example", "parse_single_example", "parse_single_sequence_example",
-        "TFRecordDataset", "IndexedTFRecordDataset",
+        "TFRecordDataset", "IndexedTFRecordDataset", "RaggedBytes", "RaggedTensor", "collate_ragged",
     ],
+    "loader": ["SharedMemoryDataLoader"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

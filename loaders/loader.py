@@ -37,6 +37,7 @@ from torch.utils.data._utils import worker as _torch_worker
 from torch.utils.data.dataloader import _DatasetKind
 
 from loaders import _remote
+from loaders._channel import Channel
 from loaders.tfrecord import batches
 from loaders.tfrecord.collate import collate_ragged
 
@@ -188,7 +189,7 @@ class _Worker:
 
     def __init__(self, conn: Connection, process: Any, window: int) -> None:
         self.conn, self.process = conn, process
-        self._channels = [_remote._Channel(conn) for _ in range(window)]  # used in turn, as the worker does
+        self._channels = [Channel(conn) for _ in range(window)]  # used in turn, as the worker does
         self._count = 0
 
     def post(self, kind: bytes, value: Any = None) -> None:
@@ -304,7 +305,7 @@ class _Outbox:
 
     def __init__(self, conn: Connection, window: int) -> None:
         self.conn = conn
-        self._channels = [_remote._Channel(conn) for _ in range(window)]
+        self._channels = [Channel(conn) for _ in range(window)]
         self._free, self._sent = window, 0
         self._tasks: deque = deque()
         self.epoch, self.restart = 0, False
