@@ -8,7 +8,8 @@ step zero-padded, never the last step, which is the output) and the ``--trace`` 
 written atomically. User errors (missing or damaged files, a missing or unwritable output
 folder, an output that is an input, an image too large for memory, weights that cannot be found
 or read, an unknown device) print one line and exit 1, before any optimization where they can
-be known; bad arguments one line and exit 2.
+be known; bad arguments one line and exit 2. ``torchstyle serve`` starts the local web page
+instead (:mod:`torchstyle.serve`).
 """
 from __future__ import annotations
 
@@ -260,7 +261,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; return the exit status (0 done, 1 user error, 130 interrupted)."""
+    """Run the command line; return the exit status (0 done, 1 user error, 130 interrupted).
+
+    ``torchstyle serve ...`` starts the web page instead (:mod:`torchstyle.serve`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        from .serve import main as serve
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("torchstyle: %(message)s"))
