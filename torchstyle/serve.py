@@ -12,7 +12,8 @@ Safe by default: binds 127.0.0.1; requests from other hosts' pages (Origin) or u
 host names (DNS rebinding) are refused; uploads are size- and pixel-limited, decoded by Pillow
 in memory with decompression bombs refused; no client-supplied name reaches a path (examples
 are looked up by name in a table); each browser gets a random cookie and sees and cancels only
-its own jobs. Every bad request gets a JSON ``{"error": ...}`` that the page shows.
+its own jobs (limits and decoding: :mod:`torchstyle.uploads`). Every bad request gets a JSON
+``{"error": ...}`` that the page shows.
 """
 from __future__ import annotations
 
@@ -22,20 +23,18 @@ import dataclasses
 import io
 import json
 import logging
-import math
 import secrets
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import anyio
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, UploadFile
@@ -50,9 +49,10 @@ from . import StyleTransfer, __version__
 from .images import tensor_to_image
 from .jobs import FINISHED, Cancelled, Job, JobQueue
 from .scales import scale_sizes, scale_steps
+from .uploads import BadRequest, Limits, decode_upload, form_number, mib, read_form
 from .vgg import DEFAULT_WEIGHTS, WeightsError
 
-__all__ = ["Limits", "create_app", "decode_upload", "main"]
+__all__ = ["create_app", "main", "Limits"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,70 +61,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"  # in a c
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 COLORS = ("style", "original", "histogram")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may ask: bytes per upload, pixels per decoded image, output long edge,
-    steps, and jobs waiting or running per client."""
-    upload_bytes: int = 20 * 2**20
-    pixels: int = 25_000_000
-    size: int = 1024
-    steps: int = 2000
-    jobs_per_client: int = 8
-
-
-class BadRequest(HTTPException):
-    """A request the page can fix: its message is shown there (400 unless told)."""
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(status_code, message)
-
-
-def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} megapixels"
-
-
-def decode_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
-    """Decode an uploaded image in memory; its pixel count is checked from the header first.
-
-    Raises :class:`BadRequest` naming ``what`` (e.g. "content image") for a file Pillow cannot
-    read, a damaged one, or one over ``max_pixels`` (Pillow's decompression-bomb guard too).
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise BadRequest(f"the {what} is {width}x{height} px ({_megapixels(width * height)}); "
-                                     f"the limit is {_megapixels(max_pixels)}", 413)
-                image.load()
-                return ImageOps.exif_transpose(image)
-    except UnidentifiedImageError:
-        raise BadRequest(f"the {what} is not an image file Pillow can read (PNG, JPEG, WebP, ...)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadRequest(f"the {what} is too large to decode safely ({exc})", 413) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadRequest(f"the {what} is damaged or truncated ({exc})") from None
-
-
-def _number(form: FormData, name: str, kind: type, default: Union[int, float],
-            low: Union[int, float], high: Union[int, float]) -> Any:
-    """The form field ``name`` as an ``int`` or ``float`` in ``[low, high]``; empty: ``default``."""
-    text = form.get(name)
-    if text is None or text == "":
-        return default
-    what = "a whole number" if kind is int else "a number"
-    if not isinstance(text, str):
-        raise BadRequest(f"{name} must be {what}, got a file")
-    try:
-        value = kind(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be {what}, got {text[:40]!r}") from None
-    if not (math.isfinite(value) and low <= value <= high):
-        raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {text[:40]}")
-    return value
 
 
 class WebApp:
@@ -213,8 +149,8 @@ class WebApp:
         upload = form.get(role)
         if isinstance(upload, UploadFile) and (upload.filename or upload.size):
             if upload.size is not None and upload.size > self.limits.upload_bytes:
-                raise BadRequest(f"the {role} image is {upload.size / 2**20:.1f} MiB; the limit is "
-                                 f"{self.limits.upload_bytes / 2**20:.0f} MiB", 413)
+                raise BadRequest(f"the {role} image is {mib(upload.size)}; the limit is "
+                                 f"{mib(self.limits.upload_bytes)}", 413)
             data = await upload.read()
             image = await anyio.to_thread.run_sync(decode_upload, data, f"{role} image", self.limits.pixels)
             return image, f"upload ({len(data)} bytes, {image.width}x{image.height} px)"
@@ -226,25 +162,6 @@ class WebApp:
                 return ImageOps.exif_transpose(image), f"example {name}"
         raise BadRequest(f"choose a {role} image: upload one or pick an example")
 
-    async def _form(self, request: Request) -> FormData:
-        """The multipart form, its body cut off past two uploads' worth of bytes (413)."""
-        limit, seen = 2 * self.limits.upload_bytes + 2**20, 0
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            raise BadRequest(f"the request is {int(length) / 2**20:.1f} MiB; the limit is "
-                             f"{limit / 2**20:.0f} MiB (two images)", 413)
-
-        async def receive() -> dict:
-            nonlocal seen
-            message = await request.receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BadRequest(f"the request is over {limit / 2**20:.0f} MiB (two images)", 413)
-            return message
-
-        return await Request(request.scope, receive).form(max_files=2, max_fields=16,
-                                                          max_part_size=4096)
-
     async def submit(self, request: Request) -> Response:
         """Queue a job from the form; 201 with its id and place, or a JSON error."""
         self._same_origin(request)
@@ -252,7 +169,7 @@ class WebApp:
         if self.queue.waiting(client) >= self.limits.jobs_per_client:
             raise BadRequest(f"{self.limits.jobs_per_client} of your jobs are waiting or running; "
                              f"wait for one or cancel one", 429)
-        form = await self._form(request)
+        form = await read_form(request, 2 * self.limits.upload_bytes + 2**20)
         try:
             content, content_from = await self._picture(form, "content")
             style, style_from = await self._picture(form, "style")
@@ -270,15 +187,15 @@ class WebApp:
     def _options(self, form: FormData) -> dict[str, Any]:
         """The transfer's options from the form, each checked against the limits."""
         limits, min_side = self.limits, self.transfer.vgg.min_side
-        size = _number(form, "size", int, 256, min_side, limits.size)
-        min_size = _number(form, "min_size", int, 0, 0, limits.size)
+        size = form_number(form, "size", int, 256, min_side, limits.size)
+        min_size = form_number(form, "min_size", int, 0, 0, limits.size)
         if 0 < min_size < min_side:
             raise BadRequest(f"min_size must be 0 (one scale) or at least {min_side}, got {min_size}")
         colors = form.get("colors") or "style"
         if colors not in COLORS:
             raise BadRequest(f"colors must be one of {', '.join(COLORS)}, got {str(colors)[:40]!r}")
-        return {"size": size, "num_steps": _number(form, "steps", int, 100, 1, limits.steps),
-                "style_weight": _number(form, "style_weight", float, 1e6, 0, 1e12),
+        return {"size": size, "num_steps": form_number(form, "steps", int, 100, 1, limits.steps),
+                "style_weight": form_number(form, "style_weight", float, 1e6, 0, 1e12),
                 "min_size": min_size or None, "original_colors": colors == "original",
                 "color_transfer": "histogram" if colors == "histogram" else None}
 
