@@ -24,6 +24,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from torchstyle import StyleTransfer
+from torchstyle.jobs import Job, JobQueue
 from torchstyle.run import main
 from torchstyle.serve import Limits, create_app
 from torchstyle.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
@@ -278,6 +279,26 @@ def test_pages_of_other_sites_and_other_host_names_are_refused():
                           headers={"origin": "http://127.0.0.1:8000"}).status_code == 201
     rebound = TestClient(app, base_url="http://evil.example")
     assert rebound.get("/").status_code == 400
+
+
+def test_a_failing_job_posts_its_error_and_the_queue_goes_on():
+    def run(job: Job) -> None:
+        if job.work["fail"]:
+            raise MemoryError("a 9000x9000 px image needs about 80 GiB")
+        job.step = 1
+
+    queue = JobQueue(run)
+    queue.start()
+    try:
+        failing, fine = Job("me", {"fail": True}), Job("me", {"fail": False})
+        queue.submit(failing)
+        queue.submit(fine)
+        _until(lambda: fine.state == "done")
+    finally:
+        queue.stop()
+    assert failing.state == "failed" and failing.error == "a 9000x9000 px image needs about 80 GiB"
+    assert [event[1:] for event in failing.events_after(0)][-1] == ("failed", {"error": failing.error})
+    assert fine.events_after(0)[-1][1:] == ("done", {"step": 1})
 
 
 def test_serve_cli_errors_are_one_line(tmp_path, capsys):

@@ -189,7 +189,7 @@ class JobQueue:
                 job.state = "cancelled"
                 job.post("cancelled", {"step": job.step})
             except Exception as exc:  # the job's error, shown on its page; the server goes on
-                logger.warning("job %s failed: %s", job.id, exc, exc_info=not isinstance(exc, ValueError))
+                logger.warning("job %s failed: %s", job.id, exc, exc_info=not isinstance(exc, (ValueError, MemoryError)))
                 job.error, job.state = str(exc), "failed"
                 job.post("failed", {"error": job.error})
             else:

@@ -133,10 +133,9 @@ class WebApp:
         return response
 
     async def config(self, request: Request) -> Response:
-        limits = self.limits
         return JSONResponse({"examples": list(self.examples), "colors": COLORS,
                              "min_side": self.transfer.vgg.min_side,
-                             "limits": {**dataclasses.asdict(limits)}, "device": str(self.transfer.device)})
+                             "limits": dataclasses.asdict(self.limits), "device": str(self.transfer.device)})
 
     async def example(self, request: Request) -> Response:
         path = self.examples.get(request.path_params["name"])
