@@ -2,7 +2,7 @@
 
 The page is opened, two images are uploaded through its file inputs, the job is started, the
 picture is seen to change while it forms, the result is downloaded, and a bad upload shows its
-error on the page. The screenshot of the finished page is saved as docs/serve.png (the README's).
+error on the page; two tabs' jobs queue, and one is cancelled from the page. The screenshot of the finished page is saved as docs/serve.png (the README's).
 Skipped only where chromium and chromedriver are not installed (.ci/run installs them).
 """
 from __future__ import annotations
@@ -135,3 +135,41 @@ def test_the_page_shows_the_picture_forming_and_downloads_the_result(server, bro
     message = _until(lambda: browser.find_element(By.ID, "error").text, 30, "the error message")
     assert "the content image is not an image file" in message
     assert len(browser.find_elements(By.CSS_SELECTOR, "#jobs .job")) == 1  # no job was queued
+
+
+def _start(browser, server: str, steps: str):
+    """Open the page in the current tab, start a job on the bundled examples; its panel."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    _until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#style_example option")) > 1, 30,
+           "the examples' list")
+    for name, value in (("size", "64"), ("steps", steps)):
+        field = browser.find_element(By.ID, name)
+        field.clear()
+        field.send_keys(value)
+    browser.find_element(By.ID, "start").click()
+    return _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs .job"), 30, "the job's panel")[0]
+
+
+def test_two_tabs_queue_their_jobs_and_cancel_from_the_page(server, browser):
+    from selenium.webdriver.common.by import By
+
+    def status(panel) -> str:
+        return panel.find_element(By.CLASS_NAME, "status").text
+
+    long_job = _start(browser, server, "2000")
+    first = browser.current_window_handle
+    _until(lambda: status(long_job).startswith("step"), 60, "the first tab's job to run")
+    browser.switch_to.new_window("tab")
+    short_job = _start(browser, server, "4")
+    _until(lambda: status(short_job).startswith("waiting"), 30, "the second tab's place in the queue")
+    assert status(short_job) == "waiting: number 1 in the queue"
+    second = browser.current_window_handle
+    browser.switch_to.window(first)
+    long_job.find_element(By.CLASS_NAME, "cancel").click()
+    _until(lambda: status(long_job).startswith("cancelled at step"), 60, "the cancel")
+    assert "off" in long_job.find_element(By.CLASS_NAME, "result").get_attribute("class")  # no result
+    assert "off" not in long_job.find_element(By.CLASS_NAME, "trace").get_attribute("class")
+    browser.switch_to.window(second)
+    _until(lambda: status(short_job) == "done: 4 steps", 60, "the second tab's job")
