@@ -108,6 +108,7 @@ class WebApp:
     # --- requests ------------------------------------------------------------------------
 
     def _client(self, request: Request) -> Optional[str]:
+        """The client's token from its cookie, if it has one."""
         return request.cookies.get(COOKIE)
 
     def _own(self, request: Request) -> Job:
@@ -126,6 +127,7 @@ class WebApp:
             raise BadRequest(f"cross-origin request from {origin[:80]} refused", 403)
 
     async def index(self, request: Request) -> Response:
+        """The page; a browser without a client cookie gets one."""
         page = resources.files("torchstyle").joinpath("static/index.html").read_text()
         response = HTMLResponse(page)
         if self._client(request) is None:
@@ -133,11 +135,13 @@ class WebApp:
         return response
 
     async def config(self, request: Request) -> Response:
+        """What the page offers: the examples, the colors, the limits, the device."""
         return JSONResponse({"examples": list(self.examples), "colors": COLORS,
                              "min_side": self.transfer.vgg.min_side,
                              "limits": dataclasses.asdict(self.limits), "device": str(self.transfer.device)})
 
     async def example(self, request: Request) -> Response:
+        """An example image, looked up by name in the table (never joined to a path)."""
         path = self.examples.get(request.path_params["name"])
         if path is None:
             raise BadRequest(f"no example named {request.path_params['name'][:40]!r}", 404)
@@ -199,14 +203,17 @@ class WebApp:
                 "color_transfer": "histogram" if colors == "histogram" else None}
 
     async def jobs(self, request: Request) -> Response:
+        """This client's jobs (none for a client without a cookie)."""
         client = self._client(request)
         mine = [job.summary() for job in list(self.queue.jobs.values()) if client and job.owner == client]
         return JSONResponse({"jobs": mine})
 
     async def job(self, request: Request) -> Response:
+        """One of this client's jobs: state, place, step, error."""
         return JSONResponse(self._own(request).summary())
 
     async def cancel(self, request: Request) -> Response:
+        """Cancel one of this client's jobs (queued: now; running: at its next step)."""
         self._same_origin(request)
         job = self._own(request)
         self.queue.cancel(job)
@@ -231,6 +238,7 @@ class WebApp:
         return EventSourceResponse(stream(), ping=10)
 
     async def result(self, request: Request) -> Response:
+        """The finished picture as a PNG download (409 until the job is done)."""
         job = self._own(request)
         if job.result is None:
             raise BadRequest(f"job {job.id} has no result: it is {job.state}", 409)
@@ -238,6 +246,7 @@ class WebApp:
             "Content-Disposition": f'attachment; filename="torchstyle-{job.id}.png"'})
 
     async def trace(self, request: Request) -> Response:
+        """Options and per-step losses as a JSON download, once the job has ended."""
         job = self._own(request)
         if job.state not in FINISHED or job.trace is None:
             raise BadRequest(f"job {job.id} has no trace yet: it is {job.state}", 409)
