@@ -305,6 +305,8 @@ def test_serve_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["serve", "--weights", str(tmp_path / "missing.pth"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("torchstyle serve: error:") and "missing.pth" in err and err.count("\n") == 1
+    assert main(["serve", "--examples", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == f"torchstyle serve: error: examples folder {tmp_path / 'nowhere'} does not exist\n"
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--port", "http"])
     assert exit_.value.code == 2 and "--port" in capsys.readouterr().err

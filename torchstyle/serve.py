@@ -336,6 +336,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import uvicorn
 
     args = build_parser().parse_args(argv)
+    if args.examples != EXAMPLES and not args.examples.is_dir():
+        print(f"torchstyle serve: error: examples folder {args.examples} does not exist", file=sys.stderr)
+        return 1
     try:
         transfer = StyleTransfer(weights=args.weights or DEFAULT_WEIGHTS, device=args.device)
     except (WeightsError, ValueError, OSError) as exc:
