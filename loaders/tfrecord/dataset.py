@@ -16,14 +16,14 @@ import bisect
 import collections
 import itertools
 import os
-import random
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import Paths, expand_paths
+from loaders.resume import Epochs, ShuffleBuffer, permutation
 from loaders.sharding import RankCarrier, Shard, current_shard, split
 from loaders.tfrecord.batches import RaggedBytes, for_transfer, ragged_column
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
@@ -73,7 +73,7 @@ class _Decode:
             yield for_transfer(batch if transform is None else transform(batch))
 
 
-class TFRecordDataset(IterableDataset):
+class TFRecordDataset(Epochs, IterableDataset):
     """Stream the records of TFRecord files, decoded as Examples by ``features`` (TF's feature specs;
     None decodes every feature; ``raw=True`` yields the serialized bytes).
 
@@ -119,63 +119,123 @@ class TFRecordDataset(IterableDataset):
         self.batch_size, self.drop_last = batch_size, drop_last
         self.compression, self.shuffle_buffer, self.seed, self.verify = compression, shuffle_buffer, seed, verify
         self.cycle_length = cycle_length
-        self.epoch = 0
+        self._numbers = {name: number for number, name in enumerate(self.files)}
         self._decode = _Decode(features, raw, transform)
         self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
-        self.epoch = epoch
+    def _open(self, number: int, part: Optional[Shard], offset: int, skip: int) -> Iterator[tuple[int, bytes]]:
+        """The records of file ``number`` from byte ``offset`` (0: its start), or only those of share
+        ``part`` of its records: a byte range found in its index, else every ``part.count``-th record
+        after the first ``skip``. A compressed file cannot be entered in the middle: it is read
+        from its start and the records before ``offset`` are dropped."""
+        name = self.files[number]
+        kind, stop = compression_for(name, self.compression), None
+        table = None if kind or part is None else _index_of(name)
+        if table is not None:
+            first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
+            if first == last:
+                return iter(())
+            offset, stop, part = max(offset, int(table[first, 0])), int(table[last - 1].sum()), None
+        if kind:
+            records = iter_records(name, kind, self.verify)
+            if offset:
+                records = itertools.dropwhile(lambda record: record[0] < offset, records)
+        else:
+            records = iter_records(name, kind, self.verify, start=offset, stop=stop)
+        return records if part is None else itertools.islice(records, skip, None, part.count)
 
-    def _open(self, name: str, part: Optional[Shard]) -> Iterator[tuple[int, bytes]]:
-        """The records of file ``name``, or only those of share ``part`` of its records."""
-        kind = compression_for(name, self.compression)
-        if part is None:
-            return iter_records(name, kind, self.verify)
-        table = None if kind else _index_of(name)
-        if table is None:
-            return itertools.islice(iter_records(name, kind, self.verify), part.index, None, part.count)
-        first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
-        if first == last:
-            return iter(())
-        return iter_records(name, kind, self.verify, start=int(table[first, 0]), stop=int(table[last - 1].sum()))
-
-    def _records(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        """``(file, (offset, data))`` of ``files`` (or share ``part`` of each) interleaved: one
-        record from each of ``cycle_length`` open files in turn."""
-        if len(files) == 1 or self.cycle_length == 1:
-            return itertools.chain.from_iterable(zip(itertools.repeat(name), self._open(name, part)) for name in files)
-        return self._interleave(files, part)
-
-    def _interleave(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        pending = collections.deque(files)
-        active: collections.deque = collections.deque()
-        while pending or active:
-            while pending and len(active) < self.cycle_length:
-                name = pending.popleft()
-                active.append((name, self._open(name, part)))
-            name, records = active[0]
-            record = next(records, None)
+    def _records(self, cursor: "_Cursor", part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        """``(file, (offset, data))`` of the cursor's files (or share ``part`` of each) interleaved:
+        one record from each of ``cycle_length`` open files in turn; ``cursor`` follows."""
+        files, queue, names = cursor.files, cursor.active, self.files
+        skip = part.count - 1 if part is not None else 0  # records of other readers after one of ours
+        while cursor.next < len(files) or queue:
+            while cursor.next < len(files) and len(queue) < self.cycle_length:
+                queue.append([files[cursor.next], 0, part.index if part is not None else 0, None])
+                cursor.next += 1
+            entry = queue[0]
+            if entry[3] is None:
+                entry[3] = self._open(entry[0], part, entry[1], entry[2])
+            name = names[entry[0]]
+            if self.cycle_length == 1 or len(queue) == 1 and cursor.next == len(files):
+                for record in entry[3]:  # one file at a time: the fast path
+                    entry[1], entry[2] = record[0] + len(record[1]) + HEADER_SIZE + FOOTER_SIZE, skip
+                    yield name, record
+                queue.popleft()
+                continue
+            record = next(entry[3], None)
             if record is None:
-                active.popleft()
-            else:
-                yield name, record
-                active.rotate(-1)
+                queue.popleft()
+                continue
+            entry[1], entry[2] = record[0] + len(record[1]) + HEADER_SIZE + FOOTER_SIZE, skip
+            queue.rotate(-1)
+            yield name, record
 
-    def _shard_records(self, shard: Shard) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        if len(self.files) >= shard.count:
-            return self._records(split(self.files, shard), None)
-        return self._records(self.files, shard)  # fewer files than readers: a share of every file
+    def _fetch(self, positions: list[tuple[int, int]]) -> list[tuple[str, tuple[int, bytes]]]:
+        """The records at ``(file number, byte offset)`` positions (a saved shuffle buffer), read again."""
+        found: dict[tuple[int, int], bytes] = {}
+        for number in sorted({number for number, _ in positions}):
+            name, offsets = self.files[number], {offset for n, offset in positions if n == number}
+            kind = compression_for(name, self.compression)
+            if kind:
+                last = max(offsets)
+                for offset, data in itertools.takewhile(lambda r: r[0] <= last, iter_records(name, kind, self.verify)):
+                    if offset in offsets:
+                        found[number, offset] = data
+                continue
+            with open(name, "rb") as handle:
+                for offset in sorted(offsets):
+                    found[number, offset] = read_record_at(handle, name, offset, self.verify)
+        missing = [(self.files[n], offset) for n, offset in positions if (n, offset) not in found]
+        if missing:
+            raise DataLossError(f"{missing[0][0]}: no record at byte offset {missing[0][1]}, where the saved state "
+                                "has one (the file changed since the state was saved)")
+        return [(self.files[number], (offset, found[number, offset])) for number, offset in positions]
 
     def __iter__(self) -> Iterator[Any]:
         shard = current_shard()
-        records = self._shard_records(shard)
+        cursor, buffer = _Cursor(), None
+        running, saved = self._begin(shard, lambda: {"cursor": cursor.state(), "shuffle": buffer and buffer.state()},
+                                     bool(self.shuffle_buffer))
+        files = list(range(len(self.files)))
+        if self.shuffle_buffer and running["file_key"] is not None:
+            files = permutation(len(files), running["file_key"])
+        whole = len(self.files) >= shard.count  # else fewer files than readers: a share of every file
+        cursor.start(list(split(files, shard)) if whole else files, saved and saved["cursor"])
+        records = self._records(cursor, None if whole else shard)
         if self.shuffle_buffer:
-            seed = random.SystemRandom().randrange(1 << 62) if self.seed is None else self.seed
-            records = shuffled(records, self.shuffle_buffer, random.Random(f"{seed}/{self.epoch}/{shard.index}"))
+            buffer = ShuffleBuffer(self.shuffle_buffer, [*running["key"], shard.index], self._numbers)
+            if saved:
+                buffer.restore(saved["shuffle"], self._fetch)
+            records = buffer.shuffle(records)
         if self.batch_size:
-            return self._decode.batches(records, self.batch_size, self.drop_last)
-        return self._decode.stream(records)
+            return self._until_end(self._decode.batches(records, self.batch_size, self.drop_last), running)
+        return self._until_end(self._decode.stream(records), running)
+
+    def _until_end(self, items: Iterator[Any], running: dict) -> Iterator[Any]:
+        yield from items
+        self._end(running)
+
+
+class _Cursor:
+    """Where a reader of a :class:`TFRecordDataset` stands: its files (numbers, in reading order),
+    the next one to open, and for each open file ``[number, next byte offset, records to skip,
+    its record iterator]`` in turn order."""
+
+    def __init__(self) -> None:
+        self.files: list[int] = []
+        self.next = 0
+        self.active: collections.deque = collections.deque()
+
+    def start(self, files: list[int], state: Optional[dict]) -> None:
+        """Read ``files`` from their start, or from where ``state`` (a :meth:`state`) stood."""
+        self.files = files
+        if state:
+            self.next = int(state["next"])
+            self.active.extend([int(number), int(offset), int(skip), None] for number, offset, skip in state["active"])
+
+    def state(self) -> dict:
+        return {"next": self.next, "active": [entry[:3] for entry in self.active]}
 
 
 def _index_of(name: str) -> Optional[np.ndarray]:
@@ -192,20 +252,6 @@ def _index_of(name: str) -> Optional[np.ndarray]:
             f"rewrite it with python -m loaders.tfrecord.index {name}"
         )
     return table
-
-
-def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
-    """TF's ``shuffle(buffer_size)``: fill a buffer, then yield a random element and replace it."""
-    buffer: list[Any] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        slot = rng.randrange(buffer_size)
-        yield buffer[slot]
-        buffer[slot] = item
-    rng.shuffle(buffer)
-    yield from buffer
 
 
 class IndexedTFRecordDataset(Dataset):
@@ -287,4 +333,4 @@ class IndexedTFRecordDataset(Dataset):
         self._close()
 
 
-__all__ = ["IndexedTFRecordDataset", "TFRecordDataset", "shuffled"]
+__all__ = ["IndexedTFRecordDataset", "TFRecordDataset"]

@@ -1,0 +1,189 @@
+"""Reshuffled and resumable epochs: what ``TFRecordDataset`` and ``CSVDataset`` share.
+
+An iteration's order is a pure function of a short list of integers, its *key*
+(:func:`iteration_keys`): with ``seed`` given and an epoch known in this process (``set_epoch``,
+or the count of this object's iterations when it is iterated in the main process or in a
+persistent DataLoader worker) the key is ``seed`` and the epoch, the same on every rank and run;
+otherwise it takes in torch's seed for the iteration (a DataLoader worker's per-epoch base
+seed, common to the loader's workers; in the main process a draw from torch's default
+generator), so every epoch gets a new order, reproducible by ``torch.manual_seed``.
+
+The shuffle buffer (:class:`ShuffleBuffer`) draws its random numbers in blocks, each derived
+from the key and the block number (a counter-based generator), so its random state is the
+number of draws made. A saved state is therefore small: the epoch and key, the readers'
+positions (byte offsets), the draw count, and the shuffle buffer as ``(file, byte offset)``
+pairs, whose records are read again by offset on resume.
+
+:class:`Epochs` is the part of a dataset that counts iterations, keeps ``set_epoch`` and
+``state_dict``/``load_state_dict`` (what torchdata's ``StatefulDataLoader`` calls in each worker).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+from loaders.sharding import Shard, distributed_rank
+
+T = TypeVar("T")
+
+#: Random numbers drawn at a time by a shuffle buffer (one block is derived per this many draws).
+DRAW_BLOCK = 4096
+_MASK = (1 << 64) - 1
+_END = object()
+
+
+def iteration_keys(seed: Optional[int], epoch: Optional[int], iteration: int) -> tuple[list[int], Optional[list[int]]]:
+    """``(record key, file key)`` of an iteration: the record key seeds the shuffle of every
+    shard's records, the file key (None: keep the file order) the file order, which must be the
+    same for every reader of an epoch. ``epoch`` is ``set_epoch``'s value (or None),
+    ``iteration`` the number of this dataset object's earlier iterations in this process."""
+    info = get_worker_info()
+    fixed = [1, seed & _MASK, (epoch if epoch is not None else iteration) & _MASK] if seed is not None else None
+    if fixed is not None and (epoch is not None or info is None):
+        return fixed, fixed
+    if info is not None:
+        torch_seed = info.seed - info.id  # the loader's base seed: new each epoch, the same in all its workers
+    else:
+        torch_seed = int(torch.empty((), dtype=torch.int64).random_().item())
+    key = [2, torch_seed & _MASK, (seed or 0) & _MASK, (epoch if epoch is not None else iteration) & _MASK]
+    # ranks share no torch seed: on several ranks files are shuffled only by seed and epoch
+    return key, (key if distributed_rank()[1] == 1 else fixed)
+
+
+def permutation(count: int, key: list[int]) -> list[int]:
+    """A random order of ``range(count)`` given by ``key``."""
+    return np.random.default_rng(key).permutation(count).tolist()
+
+
+class ShuffleBuffer:
+    """TF's ``shuffle(buffer_size)`` over ``(name, (offset, data))`` records whose state is their
+    positions: ``size`` records are held; each step yields a random one and puts the next input
+    record in its place (once the input ends, the last one). Draws come from blocks derived from
+    ``key`` and the block number, so the random state is the draw count."""
+
+    def __init__(self, size: int, key: list[int], numbers: dict[str, int]) -> None:
+        self.size, self.key, self.numbers = size, key, numbers
+        self.items: list[Any] = []
+        self.files = np.zeros(size, np.int64)  # file number and byte offset of each held record
+        self.offsets = np.zeros(size, np.int64)
+        self.draws = 0
+        self._block: list[float] = []
+        self._block_number = -1
+
+    def state(self) -> dict:
+        """The draw count and the held records' ``[file number, byte offset]``, slot by slot."""
+        held = len(self.items)
+        positions = torch.from_numpy(np.stack([self.files[:held], self.offsets[:held]], axis=1))
+        return {"draws": self.draws, "positions": positions}
+
+    def restore(self, state: dict, fetch: Callable[[list[tuple[int, int]]], list[Any]]) -> None:
+        """Take the draw count and refill the buffer with ``fetch(positions)`` (records read again by offset)."""
+        positions = [(int(number), int(offset)) for number, offset in state["positions"].tolist()]
+        self.draws = int(state["draws"])
+        self.items = fetch(positions)
+        for slot, (number, offset) in enumerate(positions):
+            self.files[slot], self.offsets[slot] = number, offset
+
+    def _draw(self) -> float:
+        block, at = divmod(self.draws, DRAW_BLOCK)
+        if block != self._block_number:
+            self._block = np.random.default_rng([*self.key, block]).random(DRAW_BLOCK).tolist()
+            self._block_number = block
+        self.draws += 1
+        return self._block[at]
+
+    def shuffle(self, records: Iterator[T]) -> Iterator[T]:
+        """The records in shuffled order, continuing from the held ones."""
+        items, files, offsets, numbers = self.items, self.files, self.offsets, self.numbers
+        while len(items) < self.size:
+            record = next(records, _END)
+            if record is _END:
+                break
+            files[len(items)], offsets[len(items)] = numbers[record[0]], record[1][0]
+            items.append(record)
+        while items:
+            slot = int(self._draw() * len(items))
+            out = items[slot]
+            record = next(records, _END)
+            if record is _END:
+                last = len(items) - 1
+                items[slot], files[slot], offsets[slot] = items[last], files[last], offsets[last]
+                items.pop()
+            else:
+                items[slot] = record
+                files[slot], offsets[slot] = numbers[record[0]], record[1][0]
+            yield out
+
+
+class Epochs:
+    """The iteration count, ``set_epoch`` and ``state_dict``/``load_state_dict`` of a dataset.
+
+    ``state_dict()`` describes this object's latest iteration (in a DataLoader worker, that
+    worker's part of the epoch): ``{"next_iteration": n}`` plus, while one runs, ``"resume"``
+    (the identity and position of that iteration). ``load_state_dict`` makes the next ``iter()`` continue
+    that iteration, or start the next one when it had ended.
+    """
+
+    epoch: Optional[int] = None  # set_epoch's value
+    _iterations = 0  # iterations begun by this object in this process
+    _running: Optional[dict] = None  # the running iteration's identity (iteration, key, shard)
+    _pending: Optional[dict] = None  # a loaded state, for the next iteration
+    _where: Callable[[], dict]  # the running iteration's position
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_running", None)  # a copy (a spawned DataLoader worker) starts its own iterations
+        state.pop("_where", None)
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fix the order of the next iterations to that of epoch ``epoch`` (as ``DistributedSampler.set_epoch``);
+        without it every iteration gets a new order."""
+        self.epoch = epoch
+
+    def _begin(self, shard: Shard, where: Callable[[], dict], shuffle: bool) -> tuple[dict, Optional[dict]]:
+        """Start an iteration: its identity (number, keys when ``shuffle``, shard) and the saved position
+        to resume (or None); ``where()`` will tell its position."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if list(pending["shard"]) != list(shard):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: the state was saved by reader {pending['shard'][0]} of "
+                    f"{pending['shard'][1]} (DataLoader workers x ranks), this is reader {shard.index} of {shard.count}"
+                )
+            running = {key: pending[key] for key in ("iteration", "key", "file_key", "shard")}
+        else:
+            key, file_key = iteration_keys(getattr(self, "seed", None), self.epoch, self._iterations) if shuffle \
+                else (None, None)
+            running = {"iteration": self._iterations, "key": key, "file_key": file_key, "shard": list(shard)}
+        self._iterations = running["iteration"] + 1
+        self._running, self._where = running, where
+        return running, pending
+
+    def _end(self, running: dict) -> None:
+        """Mark iteration ``running`` as ended (its state no longer needs a position)."""
+        if self._running is running:
+            self._running = None
+
+    def state_dict(self) -> dict:
+        """The position of this object's latest iteration: small (offsets and counts, no records)."""
+        state: dict = {"kind": type(self).__name__, "next_iteration": self._iterations}
+        if self._running is not None:
+            state["resume"] = {**self._running, **self._where()}
+        elif self._pending is not None:
+            state["resume"] = self._pending
+            state["next_iteration"] = self._pending["iteration"] + 1
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from ``state_dict()``'s result at the next ``iter()``."""
+        if state.get("kind") != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a state of a {type(self).__name__}, "
+                             f"got one of {state.get('kind')!r}")
+        self._iterations, self._pending, self._running = int(state["next_iteration"]), state.get("resume"), None
+
+
+__all__ = ["DRAW_BLOCK", "Epochs", "ShuffleBuffer", "iteration_keys", "permutation"]
