@@ -259,7 +259,8 @@ class IndexedTFRecordDataset(Dataset):
     (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and
     ``ds[i]``, decoded like :class:`TFRecordDataset`. Each process reads through files it opened
     itself, also a DataLoader worker forked after the parent read records; split the records over
-    ``torch.distributed`` ranks with ``DistributedSampler``."""
+    ``torch.distributed`` ranks with ``DistributedSampler``. With torchdata's ``StatefulDataLoader``
+    a run resumes through its sampler's state; :meth:`state_dict` only identifies the records."""
 
     def __init__(
         self,
@@ -290,6 +291,20 @@ class IndexedTFRecordDataset(Dataset):
 
     def __len__(self) -> int:
         return self._starts[-1]
+
+    def state_dict(self) -> dict:
+        """What the records are (files and record counts): the position of a map-style dataset is
+        its sampler's, saved by torchdata's ``StatefulDataLoader``; this lets a resume check that
+        the data is the same."""
+        return {"kind": type(self).__name__, "files": list(self.files), "records": [len(t) for t in self._tables]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Refuse a state saved for other files or other record counts (a changed dataset)."""
+        if state != self.state_dict():
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state was saved for {len(state.get('files', []))} files "
+                f"({sum(state.get('records', []))} records), this dataset has {len(self.files)} files ({len(self)} records)"
+            )
 
     def __getitem__(self, item: int) -> Any:
         if item < 0:
