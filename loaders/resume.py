@@ -19,6 +19,7 @@ pairs, whose records are read again by offset on resume.
 """
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import numpy as np
@@ -186,4 +187,53 @@ class Epochs:
         self._iterations, self._pending, self._running = int(state["next_iteration"]), state.get("resume"), None
 
 
-__all__ = ["DRAW_BLOCK", "Epochs", "ShuffleBuffer", "iteration_keys", "permutation"]
+class RowCursor:
+    """Where a reader of CSV byte ranges stands: the range to read next and the rows of the
+    ranges read but not all yielded (``[range number, byte offset, block, skipped line
+    indices, row count]``), ``used`` rows of the first one yielded. Each row is one line of its
+    block; the offset of the next row is found only when a state is asked for."""
+
+    def __init__(self, state: Optional[dict] = None) -> None:
+        self.next = int(state["split"]) if state else 0
+        self.resume_at: Optional[int] = None if state is None or state["offset"] is None else int(state["offset"])
+        self.pieces: collections.deque = collections.deque()
+        self.used = 0
+        self._starts: tuple[Any, np.ndarray] = (None, np.zeros(0, np.int64))  # the first piece's row offsets
+
+    def read(self, split: int, offset: int, block: bytes, skipped: list[int], rows: int) -> None:
+        """Range ``split`` was read from ``offset``: ``block``, decoded into ``rows`` rows (lines
+        ``skipped`` left out as bad rows)."""
+        self._drop_yielded()
+        self.next = split + 1
+        if rows:
+            self.pieces.append((split, offset, block, skipped, rows))
+
+    def _drop_yielded(self) -> None:
+        while self.pieces and self.used >= self.pieces[0][4]:
+            self.used -= self.pieces.popleft()[4]
+
+    def state(self) -> dict:
+        """``{"split": range number, "offset": byte offset of its next row, or None: its start}``."""
+        self._drop_yielded()
+        if not self.pieces:
+            return {"split": self.next, "offset": None}
+        piece = self.pieces[0]
+        if self._starts[0] is not piece:
+            self._starts = (piece, _row_starts(piece[2], piece[3]))
+        return {"split": piece[0], "offset": piece[1] + int(self._starts[1][self.used])}
+
+
+def _row_starts(block: bytes, skipped: list[int]) -> np.ndarray:
+    """Byte offsets in ``block`` of the lines that became rows: not blank (empty, or a lone ``\\r``), not skipped."""
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    if len(data) and data[-1] != ord("\n"):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    blank = (ends - starts == 0) | ((ends - starts == 1) & (data[np.minimum(starts, len(data) - 1)] == ord("\r")))
+    kept = ~blank
+    kept[skipped] = False
+    return starts[kept]
+
+
+__all__ = ["DRAW_BLOCK", "Epochs", "RowCursor", "ShuffleBuffer", "iteration_keys", "permutation"]

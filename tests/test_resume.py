@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from loaders.csv_dataset import CSVDataset
 from loaders.tfrecord import IndexedTFRecordDataset, TFRecordDataset, TFRecordWriter, read_index
 from loaders.tfrecord.index import index_path
 from loaders.tfrecord.format import HEADER_SIZE
@@ -157,3 +158,72 @@ def run_map(dataset, workers, stop=None, state=None):
         if number + 1 == stop:
             return got, loader.state_dict()
     return got, None
+
+
+def write_csv(path, rows=60, bad=True):
+    """A CSV file of rows ``id,value`` with a blank line, a CRLF line and a bad row among them;
+    returns each row's (byte offset, line)."""
+    lines, where, offset = [b"id,value\n"], {}, 9
+    for n in range(rows):
+        line = f"{n},{n * 0.5}\n".encode() if n % 7 else f"{n},{n * 0.5}\r\n".encode()
+        if n == 11:
+            lines.append(b"\n")
+            offset += 1
+        if n == 23 and bad:
+            lines.append(b"23,oops\n")
+            offset += 8
+            continue
+        where[n] = (offset, line)
+        lines.append(line)
+        offset += len(line)
+    path.write_bytes(b"".join(lines))
+    return where
+
+
+def csv_ids(item):
+    features = item[0] if isinstance(item, (tuple, list)) else item
+    return [int(v) for v in features.reshape(-1, 2)[:, 0].tolist()]
+
+
+def run_csv(dataset, workers, stop=None, state=None):
+    loader = StatefulDataLoader(dataset, batch_size=None if dataset.batch_size else 4, num_workers=workers,
+                                multiprocessing_context="fork" if workers else None)
+    if state is not None:
+        loader.load_state_dict(state)
+    got = []
+    for number, batch in enumerate(loader):
+        got.extend(csv_ids(batch))
+        if number + 1 == stop:
+            return got, loader.state_dict()
+    return got, None
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_csv_dataset_resumes_mid_range_with_blank_and_bad_rows(tmp_path, batch_size, workers):
+    write_csv(tmp_path / "a.csv")
+    write_csv(tmp_path / "b.csv", rows=30)
+    make = lambda: CSVDataset([tmp_path / "a.csv", tmp_path / "b.csv"], [0, 0.0], batch_size=batch_size,
+                              chunk_bytes=100, on_bad_row="skip")
+    full, _ = run_csv(make(), workers)
+    first, state = run_csv(make(), workers, stop=3)
+    rest, _ = run_csv(make(), workers, state=state)
+    assert first + rest == full
+    assert sorted(full) == sorted([n for n in range(60) if n != 23] + [n for n in range(30) if n != 23])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_csv_resume_seeks_past_the_rows_read(tmp_path, workers):
+    where = write_csv(tmp_path / "a.csv", rows=200, bad=False)
+    make = lambda: CSVDataset(tmp_path / "a.csv", [0, 0.0], batch_size=7, chunk_bytes=300)
+    full, _ = run_csv(make(), workers)
+    first, state = run_csv(make(), workers, stop=5)
+    with open(tmp_path / "a.csv", "r+b") as handle:  # rows read again would now be bad rows
+        for n in first:
+            offset, line = where[n]
+            handle.seek(offset)
+            handle.write(b"x" * len(line.rstrip()))
+    rest, _ = run_csv(make(), workers, state=state)
+    assert first + rest == full and len(first) == 35
+    with pytest.raises(ValueError, match=r"a.csv:\d+: "):
+        list(make())  # the check bites: reading from the start meets them
