@@ -19,7 +19,9 @@ pairs, whose records are read again by offset on resume.
 """
 from __future__ import annotations
 
+import array
 import collections
+import itertools
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import numpy as np
@@ -68,54 +70,52 @@ class ShuffleBuffer:
     def __init__(self, size: int, key: list[int], numbers: dict[str, int]) -> None:
         self.size, self.key, self.numbers = size, key, numbers
         self.items: list[Any] = []
-        self.files = np.zeros(size, np.int64)  # file number and byte offset of each held record
-        self.offsets = np.zeros(size, np.int64)
+        self.files, self.offsets = array.array("q"), array.array("q")  # file number and byte offset of each held record
         self.draws = 0
-        self._block: list[float] = []
-        self._block_number = -1
 
     def state(self) -> dict:
         """The draw count and the held records' ``[file number, byte offset]``, slot by slot."""
-        held = len(self.items)
-        positions = torch.from_numpy(np.stack([self.files[:held], self.offsets[:held]], axis=1))
-        return {"draws": self.draws, "positions": positions}
+        positions = np.stack([np.array(self.files, np.int64), np.array(self.offsets, np.int64)], axis=1)
+        return {"draws": self.draws, "positions": torch.from_numpy(positions)}
 
     def restore(self, state: dict, fetch: Callable[[list[tuple[int, int]]], list[Any]]) -> None:
         """Take the draw count and refill the buffer with ``fetch(positions)`` (records read again by offset)."""
         positions = [(int(number), int(offset)) for number, offset in state["positions"].tolist()]
         self.draws = int(state["draws"])
         self.items = fetch(positions)
-        for slot, (number, offset) in enumerate(positions):
-            self.files[slot], self.offsets[slot] = number, offset
+        self.files = array.array("q", [number for number, _ in positions])
+        self.offsets = array.array("q", [offset for _, offset in positions])
 
-    def _draw(self) -> float:
-        block, at = divmod(self.draws, DRAW_BLOCK)
-        if block != self._block_number:
-            self._block = np.random.default_rng([*self.key, block]).random(DRAW_BLOCK).tolist()
-            self._block_number = block
-        self.draws += 1
-        return self._block[at]
+    def _uniforms(self) -> Iterator[float]:
+        """Draws ``self.draws, self.draws + 1, ...``, uniform in [0, 1): block ``n`` is derived from
+        the key and ``n``, so a resumed buffer draws on where it stood."""
+        first, at = divmod(self.draws, DRAW_BLOCK)
+        blocks = map(lambda n: np.random.default_rng([*self.key, n]).random(DRAW_BLOCK).tolist(), itertools.count(first))
+        return itertools.islice(itertools.chain.from_iterable(blocks), at, None)
 
     def shuffle(self, records: Iterator[T]) -> Iterator[T]:
-        """The records in shuffled order, continuing from the held ones."""
-        items, files, offsets, numbers = self.items, self.files, self.offsets, self.numbers
-        while len(items) < self.size:
-            record = next(records, _END)
-            if record is _END:
+        """The records in shuffled order, continuing from the held ones (the per-record hot path)."""
+        items, files, offsets, numbers, size = self.items, self.files, self.offsets, self.numbers, self.size
+        for record in records:
+            if len(items) == size:
+                records = itertools.chain([record], records)
                 break
-            files[len(items)], offsets[len(items)] = numbers[record[0]], record[1][0]
+            files.append(numbers[record[0]])
+            offsets.append(record[1][0])
             items.append(record)
-        while items:
-            slot = int(self._draw() * len(items))
+        uniforms = self._uniforms()
+        for self.draws, (record, uniform) in enumerate(zip(records, uniforms), self.draws + 1):
+            slot = int(uniform * size)
             out = items[slot]
-            record = next(records, _END)
-            if record is _END:
-                last = len(items) - 1
-                items[slot], files[slot], offsets[slot] = items[last], files[last], offsets[last]
-                items.pop()
-            else:
-                items[slot] = record
-                files[slot], offsets[slot] = numbers[record[0]], record[1][0]
+            items[slot], files[slot], offsets[slot] = record, numbers[record[0]], record[1][0]
+            yield out
+        for self.draws, uniform in enumerate(uniforms, self.draws + 1):  # the input has ended
+            if not items:
+                break
+            slot = int(uniform * len(items))
+            out = items[slot]
+            items[slot], files[slot], offsets[slot] = items[-1], files[-1], offsets[-1]
+            items.pop(), files.pop(), offsets.pop()
             yield out
 
 

@@ -148,10 +148,10 @@ class TFRecordDataset(Epochs, IterableDataset):
         """``(file, (offset, data))`` of the cursor's files (or share ``part`` of each) interleaved:
         one record from each of ``cycle_length`` open files in turn; ``cursor`` follows."""
         files, queue, names = cursor.files, cursor.active, self.files
-        skip = part.count - 1 if part is not None else 0  # records of other readers after one of ours
+        cursor.skip = part.count - 1 if part is not None else 0  # records of other readers after one of ours
         while cursor.next < len(files) or queue:
             while cursor.next < len(files) and len(queue) < self.cycle_length:
-                queue.append([files[cursor.next], 0, part.index if part is not None else 0, None])
+                queue.append([files[cursor.next], 0, part.index if part is not None else 0, None, None])
                 cursor.next += 1
             entry = queue[0]
             if entry[3] is None:
@@ -159,7 +159,7 @@ class TFRecordDataset(Epochs, IterableDataset):
             name = names[entry[0]]
             if self.cycle_length == 1 or len(queue) == 1 and cursor.next == len(files):
                 for record in entry[3]:  # one file at a time: the fast path
-                    entry[1], entry[2] = record[0] + len(record[1]) + HEADER_SIZE + FOOTER_SIZE, skip
+                    entry[4] = record
                     yield name, record
                 queue.popleft()
                 continue
@@ -167,7 +167,7 @@ class TFRecordDataset(Epochs, IterableDataset):
             if record is None:
                 queue.popleft()
                 continue
-            entry[1], entry[2] = record[0] + len(record[1]) + HEADER_SIZE + FOOTER_SIZE, skip
+            entry[4] = record
             queue.rotate(-1)
             yield name, record
 
@@ -219,12 +219,12 @@ class TFRecordDataset(Epochs, IterableDataset):
 
 class _Cursor:
     """Where a reader of a :class:`TFRecordDataset` stands: its files (numbers, in reading order),
-    the next one to open, and for each open file ``[number, next byte offset, records to skip,
-    its record iterator]`` in turn order."""
+    the next one to open, and for each open file ``[number, byte offset and records to skip when
+    opened, its record iterator, the last record read]`` in turn order."""
 
     def __init__(self) -> None:
         self.files: list[int] = []
-        self.next = 0
+        self.next, self.skip = 0, 0  # skip: records to skip after one that was read
         self.active: collections.deque = collections.deque()
 
     def start(self, files: list[int], state: Optional[dict]) -> None:
@@ -232,10 +232,14 @@ class _Cursor:
         self.files = files
         if state:
             self.next = int(state["next"])
-            self.active.extend([int(number), int(offset), int(skip), None] for number, offset, skip in state["active"])
+            self.active.extend([int(number), int(offset), int(skip), None, None] for number, offset, skip in state["active"])
 
     def state(self) -> dict:
-        return {"next": self.next, "active": [entry[:3] for entry in self.active]}
+        """``{"next": files opened, "active": [[number, next byte offset, records to skip], ...]}``."""
+        active = [entry[:3] if entry[4] is None else
+                  [entry[0], entry[4][0] + len(entry[4][1]) + HEADER_SIZE + FOOTER_SIZE, self.skip]
+                  for entry in self.active]
+        return {"next": self.next, "active": active}
 
 
 def _index_of(name: str) -> Optional[np.ndarray]:
