@@ -29,10 +29,10 @@ def records(batch):
     return [bytes(record) for record in batch]
 
 
-def run(dataset, workers, batch_size, stop=None, state=None):
+def run(dataset, workers, batch_size, stop=None, state=None, torch_seed=0):
     """The records a StatefulDataLoader yields (from ``state`` when given), and its state after
     ``stop`` batches (then it stops there)."""
-    torch.manual_seed(0)  # the loader's per-epoch seed, for shuffling without seed=
+    torch.manual_seed(torch_seed)  # the loader's per-epoch seed, for shuffling without seed=
     loader = StatefulDataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                 multiprocessing_context="fork" if workers else None)
     if state is not None:
@@ -227,3 +227,14 @@ def test_csv_resume_seeks_past_the_rows_read(tmp_path, workers):
     assert first + rest == full and len(first) == 35
     with pytest.raises(ValueError, match=r"a.csv:\d+: "):
         list(make())  # the check bites: reading from the start meets them
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_state_survives_torch_save_and_a_weights_only_load(tmp_path, workers):
+    pattern = write(tmp_path, 2, 20)
+    make = lambda: TFRecordDataset(pattern, raw=True, shuffle_buffer=5)  # no seed: the key is in the state
+    full, _ = run(make(), workers, 3)
+    first, state = run(make(), workers, 3, stop=2)
+    torch.save(state, tmp_path / "loader.pt")
+    rest, _ = run(make(), workers, 3, state=torch.load(tmp_path / "loader.pt", weights_only=True), torch_seed=1)
+    assert first + rest == full
