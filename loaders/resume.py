@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import array
 import collections
+import inspect
 import itertools
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
@@ -76,7 +77,7 @@ class ShuffleBuffer:
     def state(self) -> dict:
         """The draw count and the held records' ``[file number, byte offset]``, slot by slot."""
         positions = np.stack([np.array(self.files, np.int64), np.array(self.offsets, np.int64)], axis=1)
-        return {"draws": self.draws, "positions": torch.from_numpy(positions)}
+        return {"draws": self._draws(), "positions": torch.from_numpy(positions)}
 
     def restore(self, state: dict, fetch: Callable[[list[tuple[int, int]]], list[Any]]) -> None:
         """Take the draw count and refill the buffer with ``fetch(positions)`` (records read again by offset)."""
@@ -94,7 +95,17 @@ class ShuffleBuffer:
         return itertools.islice(itertools.chain.from_iterable(blocks), at, None)
 
     def shuffle(self, records: Iterator[T]) -> Iterator[T]:
-        """The records in shuffled order, continuing from the held ones (the per-record hot path)."""
+        """The records in shuffled order, continuing from the held ones."""
+        self._run = self._shuffle(records)
+        return self._run
+
+    def _draws(self) -> int:
+        """Draws made so far: the running loop's count (read from its frame, to keep the loop lean)."""
+        run = getattr(self, "_run", None)
+        return inspect.getgeneratorlocals(run).get("draws", self.draws) if run is not None else self.draws
+
+    def _shuffle(self, records: Iterator[T]) -> Iterator[T]:
+        """The per-record hot path of :meth:`shuffle`."""
         items, files, offsets, numbers, size = self.items, self.files, self.offsets, self.numbers, self.size
         for record in records:
             if len(items) == size:
@@ -103,19 +114,23 @@ class ShuffleBuffer:
             files.append(numbers[record[0]])
             offsets.append(record[1][0])
             items.append(record)
-        uniforms = self._uniforms()
-        for self.draws, (record, uniform) in enumerate(zip(records, uniforms), self.draws + 1):
+        uniforms, draws = self._uniforms(), self.draws
+        for record, uniform in zip(records, uniforms):
             slot = int(uniform * size)
             out = items[slot]
-            items[slot], files[slot], offsets[slot] = record, numbers[record[0]], record[1][0]
+            items[slot] = record
+            files[slot] = numbers[record[0]]
+            offsets[slot] = record[1][0]
+            draws += 1
             yield out
-        for self.draws, uniform in enumerate(uniforms, self.draws + 1):  # the input has ended
+        for uniform in uniforms:  # the input has ended
             if not items:
                 break
             slot = int(uniform * len(items))
             out = items[slot]
             items[slot], files[slot], offsets[slot] = items[-1], files[-1], offsets[-1]
             items.pop(), files.pop(), offsets.pop()
+            draws += 1
             yield out
 
 
