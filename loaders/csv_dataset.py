@@ -176,6 +176,8 @@ class CSVDataset(Epochs, IterableDataset):
     each DataLoader worker counts and logs its own). Blank lines are skipped. A record is one
     line; fields are split by TF's ``decode_csv`` rules (quoted fields may hold the delimiter).
     ``chunk_bytes`` is the unit of reading and of sharing out work among workers and ranks.
+    ``state_dict()``/``load_state_dict()`` resume an epoch at the next row's byte offset
+    (torchdata's ``StatefulDataLoader``).
     """
 
     def __init__(

@@ -36,7 +36,6 @@ T = TypeVar("T")
 #: Random numbers drawn at a time by a shuffle buffer (one block is derived per this many draws).
 DRAW_BLOCK = 4096
 _MASK = (1 << 64) - 1
-_END = object()
 
 
 def iteration_keys(seed: Optional[int], epoch: Optional[int], iteration: int) -> tuple[list[int], Optional[list[int]]]:

@@ -123,6 +123,8 @@ def test_state_is_small_and_names_the_reader(tmp_path):
     other.load_state_dict(state)
     with pytest.raises(ValueError, match="saved by reader 1 of 2 .* this is reader 0 of 1"):
         iter(other)
+    with pytest.raises(ValueError, match="expected a state of a TFRecordDataset, got one of 'CSVDataset'"):
+        other.load_state_dict({"kind": "CSVDataset", "next_iteration": 0})
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -5,7 +5,8 @@
 ``torch.distributed`` ranks, every record is read exactly once per epoch under every DataLoader
 start method (fork, spawn, forkserver): whole files round robin when there are at least as many
 files as readers; otherwise every reader reads its own contiguous share of each file's records,
-found in the file's index (``FILE.tfindex``), so no byte is read twice. A file without an index (or a compressed one) cannot be entered in the
+found in the file's index (``FILE.tfindex``), so no byte is read twice. Epochs are reshuffled and
+resumable (:mod:`loaders.resume`). A file without an index (or a compressed one) cannot be entered in the
 middle: each reader then scans it and keeps every ``count``-th record.
 ``IndexedTFRecordDataset`` is map-style: ``len()`` and random access through index files
 (created when missing), through files each process opens for itself.
@@ -77,8 +78,11 @@ class TFRecordDataset(Epochs, IterableDataset):
     """Stream the records of TFRecord files, decoded as Examples by ``features`` (TF's feature specs;
     None decodes every feature; ``raw=True`` yields the serialized bytes).
 
-    ``shuffle_buffer`` > 0 shuffles records through a buffer of that size (TF's ``shuffle``), seeded
-    by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
+    ``shuffle_buffer`` > 0 shuffles the files and the records, through a buffer of that size (TF's
+    ``shuffle``), in a new order every epoch: fixed by ``seed`` and the epoch (:meth:`set_epoch`, else
+    the iteration count; see :mod:`loaders.resume`); ``transform`` is applied to each item.
+    ``state_dict()``/``load_state_dict()`` resume an epoch where it stopped (torchdata's
+    ``StatefulDataLoader``): files are entered again at their byte offsets.
     ``batch_size`` yields batches instead (TF's ``batch`` + ``parse_example``, about twice as fast
     as decoding records one by one; use ``DataLoader(batch_size=None)``): fixed-length numbers
     as ``[batch, *shape]`` tensors, byte strings as a ``RaggedBytes``, ``VarLenFeature`` numbers
