@@ -26,7 +26,8 @@ from .csv_parse import (
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
 from .files import expand_paths
-from .sharding import RankCarrier, current_shard, split
+from .resume import Epochs, RowCursor
+from .sharding import RankCarrier, Shard, current_shard, split
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ Piece = Tuple[np.ndarray, Optional[np.ndarray]]
 Sampled = List[Tuple[int, List[bytes]]]
 
 
-def _read_split(handle: Any, index: int, size: int, chunk_bytes: int) -> Tuple[int, bytes]:
-    """Offset and bytes of the whole lines that start in ``[index * chunk_bytes, ...)``."""
+def _read_split(handle: Any, index: int, size: int, chunk_bytes: int, resume_at: Optional[int] = None) -> Tuple[int, bytes]:
+    """Offset and bytes of the whole lines that start in ``[index * chunk_bytes, ...)``, or only
+    from the line starting at ``resume_at`` on."""
     start, end = index * chunk_bytes, min((index + 1) * chunk_bytes, size)
-    handle.seek(max(start - 1, 0))
-    if start > 0:
+    handle.seek(max(start - 1, 0) if resume_at is None else resume_at)
+    if start > 0 and resume_at is None:
         handle.readline()  # the line holding byte start-1 belongs to an earlier range
     pos = handle.tell()
     if pos >= end:
@@ -148,7 +150,7 @@ def _learn_categories(index: int, sampled: Sampled, where: str, skip: bool) -> D
     return {text: code for code, text in enumerate(sorted(seen - {""}))}
 
 
-class CSVDataset(IterableDataset):
+class CSVDataset(Epochs, IterableDataset):
     """Rows of CSV files as ``(features, label)`` (or ``features`` alone without ``label_column``).
 
     ``features`` is a ``dtype`` vector of the selected columns except the label (file order, or
@@ -174,6 +176,8 @@ class CSVDataset(IterableDataset):
     each DataLoader worker counts and logs its own). Blank lines are skipped. A record is one
     line; fields are split by TF's ``decode_csv`` rules (quoted fields may hold the delimiter).
     ``chunk_bytes`` is the unit of reading and of sharing out work among workers and ranks.
+    ``state_dict()``/``load_state_dict()`` resume an epoch at the next row's byte offset
+    (torchdata's ``StatefulDataLoader``).
     """
 
     def __init__(
@@ -310,7 +314,8 @@ class CSVDataset(IterableDataset):
             out.extend((path, index, size) for index in range((size + self.chunk_bytes - 1) // self.chunk_bytes))
         return out
 
-    def _decode(self, path: str, offset: int, block: bytes) -> List[ColumnValues]:
+    def _decode(self, path: str, offset: int, block: bytes, skipped: List[int]) -> List[ColumnValues]:
+        """The columns of the rows of ``block``; the line indices of skipped bad rows go to ``skipped``."""
         decoded = decode_block_fast(block, self.spec)
         if decoded is not None:
             return decoded
@@ -321,8 +326,12 @@ class CSVDataset(IterableDataset):
                 first_line.append(_line_number(path, offset))
             return f"{path}:{first_line[0] + index}"
 
-        on_bad = self._skip if self.on_bad_row == "skip" else None
-        return decode_lines(_split_lines(block), self.spec, locate, on_bad, skip_blank=True)
+        def on_bad(index: int, error: InvalidArgumentError) -> None:
+            skipped.append(index)
+            self._skip(index, error)
+
+        return decode_lines(_split_lines(block), self.spec, locate, on_bad if self.on_bad_row == "skip" else None,
+                            skip_blank=True)
 
     def _skip(self, index: int, error: InvalidArgumentError) -> None:
         self.bad_rows += 1
@@ -340,18 +349,25 @@ class CSVDataset(IterableDataset):
         label = decoded[self._position[self.label_index]] if self.label_index is not None else None
         return features, label
 
-    def _pieces(self) -> Iterator[Piece]:
+    def _pieces(self, cursor: RowCursor, shard: Shard) -> Iterator[Piece]:
+        """The decoded rows of this shard's byte ranges from ``cursor`` on, which follows."""
         handles: Dict[str, Any] = {}
+        splits = split(self._splits(), shard)
         try:
-            for path, index, size in split(self._splits(), current_shard()):
+            for number in range(cursor.next, len(splits)):
+                path, index, size = splits[number]
                 handle = handles.get(path) or handles.setdefault(path, open(path, "rb"))
-                offset, block = _read_split(handle, index, size, self.chunk_bytes)
-                if index == 0 and self.header:
+                resume_at, cursor.resume_at = cursor.resume_at, None
+                offset, block = _read_split(handle, index, size, self.chunk_bytes, resume_at)
+                if index == 0 and self.header and resume_at is None:
                     header_end = block.find(b"\n") + 1 if b"\n" in block else len(block)
                     self._check_header(path, block[:header_end])
                     offset, block = offset + header_end, block[header_end:]
-                if block:
-                    yield self._arrays(self._decode(path, offset, block))
+                skipped: List[int] = []
+                piece = self._arrays(self._decode(path, offset, block, skipped)) if block else None
+                cursor.read(number, offset, block, skipped, len(piece[0]) if piece else 0)
+                if piece:
+                    yield piece
         finally:
             for handle in handles.values():
                 handle.close()
@@ -363,18 +379,29 @@ class CSVDataset(IterableDataset):
             raise ValueError(f"{path}:1: header {line!r} differs from {self.files[0]}'s header {self._header_line!r}")
 
     def __iter__(self) -> Iterator[Any]:
+        """The rows (or batches) of this reader's share, from where a loaded state stood."""
+        shard, cursor = current_shard(), RowCursor()
+        running, saved = self._begin(shard, lambda: cursor.state(), shuffle=False)
+        if saved is not None:
+            cursor = RowCursor(saved)
+        return self._rows(cursor, shard, running)
+
+    def _rows(self, cursor: RowCursor, shard: Shard, running: dict) -> Iterator[Any]:
         self.bad_rows = 0
-        pieces = self._pieces()
+        pieces = self._pieces(cursor, shard)
         if self.batch_size is not None:
             pieces = _rebatch(pieces, self.batch_size)
         for features, label in pieces:
             features_tensor = torch.from_numpy(features)
             if self.batch_size is not None:
+                cursor.used += len(features)
                 yield features_tensor if label is None else (features_tensor, torch.from_numpy(label))
-            elif label is None:
-                yield from features_tensor.unbind(0)
-            else:
-                yield from zip(features_tensor.unbind(0), torch.from_numpy(label).unbind(0))
+                continue
+            for row in (features_tensor.unbind(0) if label is None else zip(features_tensor.unbind(0),
+                                                                              torch.from_numpy(label).unbind(0))):
+                cursor.used += 1
+                yield row
+        self._end(running)
 
 
 def _rebatch(pieces: Iterator[Piece], batch_size: int) -> Iterator[Piece]:

@@ -79,10 +79,11 @@ def test_files_are_interleaved(tmp_path):
 def test_shuffle_buffer_is_seeded_per_epoch(tmp_path):
     write_files(tmp_path, files=2, per_file=20)
     dataset = TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES, shuffle_buffer=8, seed=3)
-    first, again = seen(dataset), seen(dataset)
+    first, after = seen(dataset), seen(dataset)  # a new order each iteration (reshuffle_each_iteration)
+    assert first != after and seen(TFRecordDataset(str(tmp_path / "*.tfrecord"), FEATURES, shuffle_buffer=8, seed=3)) == first
     dataset.set_epoch(1)
-    second = seen(dataset)
-    assert first == again and first != second
+    second, again = seen(dataset), seen(dataset)
+    assert second == again == after  # set_epoch(n) gives the order that the n-th iteration gets by itself
     assert sorted(first) == sorted(second) == expected(2, 20)
     assert first != sorted(first)
     clone = pickle.loads(pickle.dumps(dataset))  # as DataLoader workers started by spawn receive it

@@ -5,7 +5,8 @@
 ``torch.distributed`` ranks, every record is read exactly once per epoch under every DataLoader
 start method (fork, spawn, forkserver): whole files round robin when there are at least as many
 files as readers; otherwise every reader reads its own contiguous share of each file's records,
-found in the file's index (``FILE.tfindex``), so no byte is read twice. A file without an index (or a compressed one) cannot be entered in the
+found in the file's index (``FILE.tfindex``), so no byte is read twice. Epochs are reshuffled and
+resumable (:mod:`loaders.resume`). A file without an index (or a compressed one) cannot be entered in the
 middle: each reader then scans it and keeps every ``count``-th record.
 ``IndexedTFRecordDataset`` is map-style: ``len()`` and random access through index files
 (created when missing), through files each process opens for itself.
@@ -16,14 +17,14 @@ import bisect
 import collections
 import itertools
 import os
-import random
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import Paths, expand_paths
+from loaders.resume import Epochs, ShuffleBuffer, permutation
 from loaders.sharding import RankCarrier, Shard, current_shard, split
 from loaders.tfrecord.batches import RaggedBytes, for_transfer, ragged_column
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
@@ -73,12 +74,15 @@ class _Decode:
             yield for_transfer(batch if transform is None else transform(batch))
 
 
-class TFRecordDataset(IterableDataset):
+class TFRecordDataset(Epochs, IterableDataset):
     """Stream the records of TFRecord files, decoded as Examples by ``features`` (TF's feature specs;
     None decodes every feature; ``raw=True`` yields the serialized bytes).
 
-    ``shuffle_buffer`` > 0 shuffles records through a buffer of that size (TF's ``shuffle``), seeded
-    by ``seed``, the epoch (:meth:`set_epoch`) and the shard; ``transform`` is applied to each item.
+    ``shuffle_buffer`` > 0 shuffles the files and the records, through a buffer of that size (TF's
+    ``shuffle``), in a new order every epoch: fixed by ``seed`` and the epoch (:meth:`set_epoch`, else
+    the iteration count; see :mod:`loaders.resume`); ``transform`` is applied to each item.
+    ``state_dict()``/``load_state_dict()`` resume an epoch where it stopped (torchdata's
+    ``StatefulDataLoader``): files are entered again at their byte offsets.
     ``batch_size`` yields batches instead (TF's ``batch`` + ``parse_example``, about twice as fast
     as decoding records one by one; use ``DataLoader(batch_size=None)``): fixed-length numbers
     as ``[batch, *shape]`` tensors, byte strings as a ``RaggedBytes``, ``VarLenFeature`` numbers
@@ -119,63 +123,127 @@ class TFRecordDataset(IterableDataset):
         self.batch_size, self.drop_last = batch_size, drop_last
         self.compression, self.shuffle_buffer, self.seed, self.verify = compression, shuffle_buffer, seed, verify
         self.cycle_length = cycle_length
-        self.epoch = 0
+        self._numbers = {name: number for number, name in enumerate(self.files)}
         self._decode = _Decode(features, raw, transform)
         self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the shuffle order for a new epoch (as ``DistributedSampler.set_epoch``)."""
-        self.epoch = epoch
+    def _open(self, number: int, part: Optional[Shard], offset: int, skip: int) -> Iterator[tuple[int, bytes]]:
+        """The records of file ``number`` from byte ``offset`` (0: its start), or only those of share
+        ``part`` of its records: a byte range found in its index, else every ``part.count``-th record
+        after the first ``skip``. A compressed file cannot be entered in the middle: it is read
+        from its start and the records before ``offset`` are dropped."""
+        name = self.files[number]
+        kind, stop = compression_for(name, self.compression), None
+        table = None if kind or part is None else _index_of(name)
+        if table is not None:
+            first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
+            if first == last:
+                return iter(())
+            offset, stop, part = max(offset, int(table[first, 0])), int(table[last - 1].sum()), None
+        if kind:
+            records = iter_records(name, kind, self.verify)
+            if offset:
+                records = itertools.dropwhile(lambda record: record[0] < offset, records)
+        else:
+            records = iter_records(name, kind, self.verify, start=offset, stop=stop)
+        return records if part is None else itertools.islice(records, skip, None, part.count)
 
-    def _open(self, name: str, part: Optional[Shard]) -> Iterator[tuple[int, bytes]]:
-        """The records of file ``name``, or only those of share ``part`` of its records."""
-        kind = compression_for(name, self.compression)
-        if part is None:
-            return iter_records(name, kind, self.verify)
-        table = None if kind else _index_of(name)
-        if table is None:
-            return itertools.islice(iter_records(name, kind, self.verify), part.index, None, part.count)
-        first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
-        if first == last:
-            return iter(())
-        return iter_records(name, kind, self.verify, start=int(table[first, 0]), stop=int(table[last - 1].sum()))
-
-    def _records(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        """``(file, (offset, data))`` of ``files`` (or share ``part`` of each) interleaved: one
-        record from each of ``cycle_length`` open files in turn."""
-        if len(files) == 1 or self.cycle_length == 1:
-            return itertools.chain.from_iterable(zip(itertools.repeat(name), self._open(name, part)) for name in files)
-        return self._interleave(files, part)
-
-    def _interleave(self, files: Sequence[str], part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        pending = collections.deque(files)
-        active: collections.deque = collections.deque()
-        while pending or active:
-            while pending and len(active) < self.cycle_length:
-                name = pending.popleft()
-                active.append((name, self._open(name, part)))
-            name, records = active[0]
-            record = next(records, None)
+    def _records(self, cursor: "_Cursor", part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+        """``(file, (offset, data))`` of the cursor's files (or share ``part`` of each) interleaved:
+        one record from each of ``cycle_length`` open files in turn; ``cursor`` follows."""
+        files, queue, names = cursor.files, cursor.active, self.files
+        cursor.skip = part.count - 1 if part is not None else 0  # records of other readers after one of ours
+        while cursor.next < len(files) or queue:
+            while cursor.next < len(files) and len(queue) < self.cycle_length:
+                queue.append([files[cursor.next], 0, part.index if part is not None else 0, None, None])
+                cursor.next += 1
+            entry = queue[0]
+            if entry[3] is None:
+                entry[3] = self._open(entry[0], part, entry[1], entry[2])
+            name = names[entry[0]]
+            if self.cycle_length == 1 or len(queue) == 1 and cursor.next == len(files):
+                for record in entry[3]:  # one file at a time: the fast path
+                    entry[4] = record
+                    yield name, record
+                queue.popleft()
+                continue
+            record = next(entry[3], None)
             if record is None:
-                active.popleft()
-            else:
-                yield name, record
-                active.rotate(-1)
+                queue.popleft()
+                continue
+            entry[4] = record
+            queue.rotate(-1)
+            yield name, record
 
-    def _shard_records(self, shard: Shard) -> Iterator[tuple[str, tuple[int, bytes]]]:
-        if len(self.files) >= shard.count:
-            return self._records(split(self.files, shard), None)
-        return self._records(self.files, shard)  # fewer files than readers: a share of every file
+    def _fetch(self, positions: list[tuple[int, int]]) -> list[tuple[str, tuple[int, bytes]]]:
+        """The records at ``(file number, byte offset)`` positions (a saved shuffle buffer), read again."""
+        found: dict[tuple[int, int], bytes] = {}
+        for number in sorted({number for number, _ in positions}):
+            name, offsets = self.files[number], {offset for n, offset in positions if n == number}
+            kind = compression_for(name, self.compression)
+            if kind:
+                last = max(offsets)
+                for offset, data in itertools.takewhile(lambda r: r[0] <= last, iter_records(name, kind, self.verify)):
+                    if offset in offsets:
+                        found[number, offset] = data
+                continue
+            with open(name, "rb") as handle:
+                for offset in sorted(offsets):
+                    found[number, offset] = read_record_at(handle, name, offset, self.verify)
+        missing = [(self.files[n], offset) for n, offset in positions if (n, offset) not in found]
+        if missing:
+            raise DataLossError(f"{missing[0][0]}: no record at byte offset {missing[0][1]}, where the saved state "
+                                "has one (the file changed since the state was saved)")
+        return [(self.files[number], (offset, found[number, offset])) for number, offset in positions]
 
     def __iter__(self) -> Iterator[Any]:
         shard = current_shard()
-        records = self._shard_records(shard)
+        cursor, buffer = _Cursor(), None
+        running, saved = self._begin(shard, lambda: {"cursor": cursor.state(), "shuffle": buffer and buffer.state()},
+                                     bool(self.shuffle_buffer))
+        files = list(range(len(self.files)))
+        if self.shuffle_buffer and running["file_key"] is not None:
+            files = permutation(len(files), running["file_key"])
+        whole = len(self.files) >= shard.count  # else fewer files than readers: a share of every file
+        cursor.start(list(split(files, shard)) if whole else files, saved and saved["cursor"])
+        records = self._records(cursor, None if whole else shard)
         if self.shuffle_buffer:
-            seed = random.SystemRandom().randrange(1 << 62) if self.seed is None else self.seed
-            records = shuffled(records, self.shuffle_buffer, random.Random(f"{seed}/{self.epoch}/{shard.index}"))
+            buffer = ShuffleBuffer(self.shuffle_buffer, [*running["key"], shard.index], self._numbers)
+            if saved:
+                buffer.restore(saved["shuffle"], self._fetch)
+            records = buffer.shuffle(records)
         if self.batch_size:
-            return self._decode.batches(records, self.batch_size, self.drop_last)
-        return self._decode.stream(records)
+            return self._until_end(self._decode.batches(records, self.batch_size, self.drop_last), running)
+        return self._until_end(self._decode.stream(records), running)
+
+    def _until_end(self, items: Iterator[Any], running: dict) -> Iterator[Any]:
+        yield from items
+        self._end(running)
+
+
+class _Cursor:
+    """Where a reader of a :class:`TFRecordDataset` stands: its files (numbers, in reading order),
+    the next one to open, and for each open file ``[number, byte offset and records to skip when
+    opened, its record iterator, the last record read]`` in turn order."""
+
+    def __init__(self) -> None:
+        self.files: list[int] = []
+        self.next, self.skip = 0, 0  # skip: records to skip after one that was read
+        self.active: collections.deque = collections.deque()
+
+    def start(self, files: list[int], state: Optional[dict]) -> None:
+        """Read ``files`` from their start, or from where ``state`` (a :meth:`state`) stood."""
+        self.files = files
+        if state:
+            self.next = int(state["next"])
+            self.active.extend([int(number), int(offset), int(skip), None, None] for number, offset, skip in state["active"])
+
+    def state(self) -> dict:
+        """``{"next": files opened, "active": [[number, next byte offset, records to skip], ...]}``."""
+        active = [entry[:3] if entry[4] is None else
+                  [entry[0], entry[4][0] + len(entry[4][1]) + HEADER_SIZE + FOOTER_SIZE, self.skip]
+                  for entry in self.active]
+        return {"next": self.next, "active": active}
 
 
 def _index_of(name: str) -> Optional[np.ndarray]:
@@ -194,26 +262,13 @@ def _index_of(name: str) -> Optional[np.ndarray]:
     return table
 
 
-def shuffled(items: Iterator[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
-    """TF's ``shuffle(buffer_size)``: fill a buffer, then yield a random element and replace it."""
-    buffer: list[Any] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        slot = rng.randrange(buffer_size)
-        yield buffer[slot]
-        buffer[slot] = item
-    rng.shuffle(buffer)
-    yield from buffer
-
-
 class IndexedTFRecordDataset(Dataset):
     """Map-style access to the records of uncompressed TFRecord files through their index files
     (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and
     ``ds[i]``, decoded like :class:`TFRecordDataset`. Each process reads through files it opened
     itself, also a DataLoader worker forked after the parent read records; split the records over
-    ``torch.distributed`` ranks with ``DistributedSampler``."""
+    ``torch.distributed`` ranks with ``DistributedSampler``. With torchdata's ``StatefulDataLoader``
+    a run resumes through its sampler's state; :meth:`state_dict` only identifies the records."""
 
     def __init__(
         self,
@@ -244,6 +299,20 @@ class IndexedTFRecordDataset(Dataset):
 
     def __len__(self) -> int:
         return self._starts[-1]
+
+    def state_dict(self) -> dict:
+        """What the records are (files and record counts): the position of a map-style dataset is
+        its sampler's, saved by torchdata's ``StatefulDataLoader``; this lets a resume check that
+        the data is the same."""
+        return {"kind": type(self).__name__, "files": list(self.files), "records": [len(t) for t in self._tables]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Refuse a state saved for other files or other record counts (a changed dataset)."""
+        if state != self.state_dict():
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state was saved for {len(state.get('files', []))} files "
+                f"({sum(state.get('records', []))} records), this dataset has {len(self.files)} files ({len(self)} records)"
+            )
 
     def __getitem__(self, item: int) -> Any:
         if item < 0:
@@ -287,4 +356,4 @@ class IndexedTFRecordDataset(Dataset):
         self._close()
 
 
-__all__ = ["IndexedTFRecordDataset", "TFRecordDataset", "shuffled"]
+__all__ = ["IndexedTFRecordDataset", "TFRecordDataset"]
