@@ -85,13 +85,13 @@ class _Fields:
         """The fields of ``block``, or None unless every line has the same number of fields (and
         there are ``num_lines`` lines, if given) and, if ``quoted``, its quotes follow TF's rules."""
         arr = np.frombuffer(block, np.uint8)
-        newlines = np.flatnonzero(arr == 10)
+        found = _quoted_layout(arr, delim) if quoted else (np.flatnonzero(arr == 10), np.flatnonzero(arr == delim))
+        if found is None:
+            return None
+        newlines, delims = found
         ends = newlines if block.endswith(b"\n") else np.append(newlines, arr.size)
         num_lines = ends.size if num_lines is None else num_lines
-        delims = np.flatnonzero(arr == delim)
-        if quoted:
-            delims = _unquoted(arr, delims, newlines, delim)
-        if delims is None or not num_lines or ends.size != num_lines or delims.size % num_lines:
+        if not num_lines or ends.size != num_lines or delims.size % num_lines:
             return None
         starts = np.concatenate(([0], ends[:-1] + 1))
         delims = delims.reshape(num_lines, -1)
@@ -112,21 +112,31 @@ class _Fields:
         return end - start
 
 
-def _unquoted(arr: np.ndarray, delims: np.ndarray, newlines: np.ndarray, delim: int) -> Optional[np.ndarray]:
-    """The delimiters outside quotes, or None unless every quote is where TF's rules allow one:
-    each line holds pairs of quotes, an opening one at a field's start or right after a closing
-    one (a doubled quote), a closing one before a delimiter, the line's end or an opening one."""
-    quotes = np.flatnonzero(arr == 34)
-    if quotes.size % 2 or (np.searchsorted(quotes, newlines) % 2).any():
-        return None  # an unclosed quote, or one spanning lines: TF splits lines first
-    opening, closing = quotes[0::2], quotes[1::2]
+def _quoted_layout(arr: np.ndarray, delim: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The newlines and the delimiters outside quotes, or None unless every quote is where TF's
+    rules allow one: in pairs on one line, an opening one at a field's start or right after a
+    closing one (a doubled quote), a closing one before a delimiter, the line's end or an opening one."""
+    structural = np.flatnonzero((arr == 34) | (arr == delim) | (arr == 10))
+    kinds = arr[structural]
+    at = np.flatnonzero(kinds == 34)  # the quotes' places among the structural bytes
+    if at.size % 2:
+        return None
+    opening, closing = structural[at[0::2]], structural[at[1::2]]
     before = arr[np.maximum(opening - 1, 0)]
     after = arr[np.minimum(closing + 1, arr.size - 1)]
     if not ((opening == 0) | (before == delim) | (before == 10) | (before == 34)).all():
         return None
     if not ((closing == arr.size - 1) | (after == delim) | (after == 10) | (after == 13) | (after == 34)).all():
         return None  # a CR here is the one before the newline: the block holds no other
-    return delims[np.searchsorted(quotes, delims) % 2 == 0]
+    newline, delimiter = kinds == 10, kinds == delim
+    if ((at[1::2] - at[0::2]) > 1).any():  # some quoted field holds a delimiter or a newline
+        marks = np.zeros(kinds.size, np.int8)
+        marks[at[0::2]], marks[at[1::2]] = 1, -1
+        inside = np.cumsum(marks, dtype=np.int8).astype(bool)
+        if (inside & newline).any():
+            return None  # a quoted newline: TF splits lines first
+        delimiter &= ~inside
+    return structural[newline], structural[delimiter]
 
 
 def _read(block: bytes, num_fields: int, select: List[int], spec: RecordSpec, quoted: bool) -> Any:
