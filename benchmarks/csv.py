@@ -237,7 +237,8 @@ def _table(runs: List[tuple]) -> None:
         rate = r["rows"] / r["seconds"]
         peer = pandas_rate[" (QUOTE_NONNUMERIC)" if method.endswith(" (QUOTE_NONNUMERIC)") else ""]
         ratio = f"{rate / peer:.2f}x" if peer else "-"
-        print(f"| {method} | {r['rows']:,} | {r['seconds']:.2f} | {rate:,.0f} | {ratio} | {r['growth_kib'] / 1024:.0f} |")
+        memory = r["growth_kib"] / 1024
+        print(f"| {method} | {r['rows']:,} | {r['seconds']:.2f} | {rate:,.0f} | {ratio} | {memory:.0f} |")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -272,7 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         quoted_methods = [m for m in args.quoted_methods.split(",") if m and m not in missing]
         if quoted_methods:
             generate(quoted, args.rows, quoting=csv.QUOTE_NONNUMERIC)
-            runs.extend((f"{method} (QUOTE_NONNUMERIC)", _child(method, quoted, args.repeat)) for method in quoted_methods)
+            runs.extend((f"{method} (QUOTE_NONNUMERIC)", _child(method, quoted, args.repeat))
+                        for method in quoted_methods)
         _table(runs)
         if missing:
             print(f"\nleft out, not installed: {', '.join(missing)} (pip install {' '.join(missing)})")

@@ -6,11 +6,11 @@ What it checks, since pandas reads some text differently from TensorFlow: every 
 same number of fields (found from the delimiter and newline positions, outside quotes); quotes
 follow TF's rules (a quoted field starts at a field's start and ends before a delimiter or the
 line's end, quotes inside it are doubled, no line ends inside quotes: pandas would read
-``"a"b`` as ``ab`` and join lines); no stray CR, NUL or byte-order mark; no empty record; integer fields hold no ``.``, ``e`` or ``E``
-(pandas reads ``3.0`` and ``1e3`` as ints, TF refuses them); every cell pandas calls missing is
-empty or ``na_value`` in the text; floats are correctly rounded (pandas >= 3.1 always, older
-pandas with ``float_precision="round_trip"``) and no float32 lies where a second rounding
-could change it.
+``"a"b`` as ``ab`` and join lines); no stray CR, NUL or byte-order mark; no empty record;
+integer fields hold no ``.``, ``e`` or ``E`` (pandas reads ``3.0`` and ``1e3`` as ints, TF
+refuses them); every cell pandas calls missing is empty or ``na_value`` in the text (bare or
+quoted); floats are correctly rounded (pandas >= 3.1 always, older pandas with
+``float_precision="round_trip"``) and no float32 lies where a second rounding could change it.
 """
 from __future__ import annotations
 
@@ -160,8 +160,8 @@ def _read(block: bytes, num_fields: int, select: List[int], spec: RecordSpec, qu
         with np.errstate(invalid="ignore", over="ignore"):  # pandas casts text it then refuses
             return pd.read_csv(
                 io.BytesIO(block), header=None, names=list(range(num_fields)), usecols=usecols,
-                dtype=dtypes, sep=chr(spec.delim[0]),
-                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE, quotechar='"', doublequote=True, na_filter=True, keep_default_na=False,
+                dtype=dtypes, sep=chr(spec.delim[0]), quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+                quotechar='"', doublequote=True, na_filter=True, keep_default_na=False,
                 na_values=sorted({"", na_text}), skip_blank_lines=False, engine="c", **_read_options(),
             )
     except (ValueError, TypeError, OverflowError):

@@ -22,7 +22,8 @@ TEXTS = ["a", "b c", "x,y", 'say "hi"', '"', '""', ",", "NA", "d", "é"]
 def _number(rng: random.Random, dtype: torch.dtype) -> str:
     if dtype in (torch.int32, torch.int64):
         bad = rng.random() < 0.02  # TF refuses these: pandas reads them as ints
-        return rng.choice(["3.0", "1e3"]) if bad else rng.choice([str(rng.randint(-999, 999)), f" {rng.randint(0, 9)} ", "+7"])
+        good = [str(rng.randint(-999, 999)), f" {rng.randint(0, 9)} ", "+7"]
+        return rng.choice(["3.0", "1e3"] if bad else good)
     return rng.choice([f"{rng.gauss(0, 100):.6g}", f"{rng.random():.3e}", f"{rng.uniform(-1, 1):.17g}", " 2.5"])
 
 
