@@ -85,11 +85,17 @@ class _Fields:
         """The fields of ``block``, or None unless every line has the same number of fields (and
         there are ``num_lines`` lines, if given) and, if ``quoted``, its quotes follow TF's rules."""
         arr = np.frombuffer(block, np.uint8)
-        found = _quoted_layout(arr, delim) if quoted else (np.flatnonzero(arr == 10), np.flatnonzero(arr == delim))
-        if found is None:
-            return None
-        newlines, delims = found
-        ends = newlines if block.endswith(b"\n") else np.append(newlines, arr.size)
+        fields = cls._laid_out(arr, np.flatnonzero(arr == 10), np.flatnonzero(arr == delim), num_lines, crlf)
+        if quoted and (fields is None or not fields._whole_quotes(block.count(b'"'))):
+            found = _quoted_layout(arr, delim)  # quotes inside fields, or delimiters inside quotes
+            fields = None if found is None else cls._laid_out(arr, *found, num_lines, crlf)
+        return fields
+
+    @classmethod
+    def _laid_out(
+        cls, arr: np.ndarray, newlines: np.ndarray, delims: np.ndarray, num_lines: Optional[int], crlf: bool,
+    ) -> Optional["_Fields"]:
+        ends = newlines if arr[-1] == 10 else np.append(newlines, arr.size)
         num_lines = ends.size if num_lines is None else num_lines
         if not num_lines or ends.size != num_lines or delims.size % num_lines:
             return None
@@ -100,6 +106,19 @@ class _Fields:
         if crlf:  # the CR before a line's newline is not part of its last field
             ends = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))
         return cls(arr, delims, starts, ends)
+
+    def _whole_quotes(self, quotes: int) -> bool:
+        """Whether the block's ``quotes`` quotes all open and close whole fields, none inside one
+        (as ``QUOTE_NONNUMERIC`` writes numbers): then every delimiter is outside quotes. The
+        fields of two or more bytes that start and end with a quote hold twice their number of
+        distinct quotes, so any other quote makes the count differ."""
+        last, whole = self.arr.size - 1, 0
+        for index in range(self.count):
+            _, start, end = self.at(index)
+            opens = self.arr[np.minimum(start, last)] == 34
+            closes = self.arr[np.maximum(end - 1, 0)] == 34
+            whole += int(np.count_nonzero(opens & closes & (end - start >= 2)))
+        return 2 * whole == quotes
 
     def at(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The block's bytes, and the start and end offsets of field ``index`` in every line."""

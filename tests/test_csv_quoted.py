@@ -116,10 +116,13 @@ def test_well_formed_quoted_blocks_take_the_fast_path(block, text):
 
 @pytest.mark.parametrize("block", [
     b'"a"b,1\n', b'a"b",1\n', b' "a",1\n', b'"a" ,1\n', b'"a,1\n', b'"a\nb",1\n', b'"a""b,1\n',
+    b'"a"b",1\n', b'"a"b"c",1\n', b'"a""b",1\n"c"d",2\n',  # a lone quote inside a quoted field
+    b'","1"2"\n',  # a field that is one quote, beside a lone quote inside quotes
 ])
 def test_malformed_quotes_are_left_to_the_exact_decoder(block):
-    spec = RecordSpec([Column(loaders.string), Column(torch.int32)], num_fields=2)
-    assert decode_block_fast(block, spec) is None
+    spec = RecordSpec([Column(loaders.string), Column(loaders.string)], num_fields=2)
+    assert isinstance(_exact(block, spec), loaders.InvalidArgumentError)
+    assert decode_block_fast(block * 3, spec) is None
 
 
 @pytest.mark.parametrize("writer", ["pandas", "csv module"])
