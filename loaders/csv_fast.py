@@ -86,7 +86,7 @@ class _Fields:
         there are ``num_lines`` lines, if given) and, if ``quoted``, its quotes follow TF's rules."""
         arr = np.frombuffer(block, np.uint8)
         fields = cls._laid_out(arr, np.flatnonzero(arr == 10), np.flatnonzero(arr == delim), num_lines, crlf)
-        if quoted and (fields is None or not fields._whole_quotes(block.count(b'"'))):
+        if quoted and (fields is None or not fields._whole_quotes(int(np.count_nonzero(arr == 34)))):
             found = _quoted_layout(arr, delim)  # quotes inside fields, or delimiters inside quotes
             fields = None if found is None else cls._laid_out(arr, *found, num_lines, crlf)
         return fields
