@@ -1,13 +1,16 @@
-"""CSV to tensors, side by side: CSVDataset, pandas.read_csv (C engine), Python's csv module and
-the TF1-style pipeline (string_input_producer + TextLineReader + decode_csv + batch).
+"""CSV to tensors, side by side: CSVDataset, pandas.read_csv (C engine), pyarrow.csv (when
+installed: it is a peer here, not a dependency), Python's csv module and the TF1-style pipeline
+(string_input_producer + TextLineReader + decode_csv + batch).
 
-Generates a CSV of ``--rows`` rows (10 float columns and an int label) in a temp folder, then
-runs every method in a fresh subprocess (best of ``--repeat`` runs) and prints rows/s and
-memory: the peak resident set size above the process's size right after its imports, so that
-the numbers compare methods, not interpreters. CSVDataset also runs on a quarter of the file: its memory should not grow
-with the file. Run on demand (never in CI):
+Generates a CSV of ``--rows`` rows (10 float columns and an int label) in a temp folder, and the
+same rows as pandas writes them with ``quoting=csv.QUOTE_NONNUMERIC`` (every formatted float and
+the header in quotes), then runs every method in a fresh subprocess (best of ``--repeat`` runs)
+and prints rows/s and memory: the peak resident set size above the process's size right after
+its imports, so that the numbers compare methods, not interpreters. CSVDataset also runs on a
+quarter of the file: its memory should not grow with the file. The quoted file is read by
+``--quoted-methods``. Run on demand (never in CI):
 
-    python benchmarks/csv.py [--rows 1000000] [--methods pandas,csvdataset,...]
+    python benchmarks/csv.py [--rows 1000000] [--methods pandas,csvdataset,...] [--quoted-methods pandas,...]
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path.pop(0)
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Dict, List  # noqa: E402
+from typing import Any, Callable, Dict, List, Optional  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 4096
@@ -32,8 +37,9 @@ FEATURES = [f"f{i}" for i in range(10)]
 TF1_RECORD_ROWS = 50_000  # the one-record-at-a-time TF1 path is slow: it reads this many rows
 
 
-def generate(path: Path, rows: int, seed: int = 0) -> None:
-    """Write ``rows`` rows of 10 standard-normal floats and a 0/1 label, via a temp file."""
+def generate(path: Path, rows: int, seed: int = 0, quoting: int = csv.QUOTE_MINIMAL) -> None:
+    """Write ``rows`` rows of 10 standard-normal floats and a 0/1 label, via a temp file, quoted
+    as pandas' ``to_csv(quoting=...)`` quotes them."""
     import numpy as np
     import pandas as pd
 
@@ -44,7 +50,8 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
             count = min(200_000, rows - start)
             frame = pd.DataFrame(rng.standard_normal((count, 10)).astype(np.float32), columns=FEATURES)
             frame["label"] = rng.integers(0, 2, count)
-            frame.to_csv(handle, index=False, header=start == 0, float_format="%.6g", lineterminator="\n")
+            frame.to_csv(handle, index=False, header=start == 0, float_format="%.6g", lineterminator="\n",
+                         quoting=quoting)
     os.replace(temp, path)
 
 
@@ -71,6 +78,19 @@ def run_pandas(path: str) -> int:
     return len(labels)
 
 
+def run_pyarrow(path: str) -> int:
+    """pyarrow.csv.read_csv (its threads), then the whole table to tensors."""
+    import numpy as np
+    import pyarrow.csv as pacsv
+    import torch
+
+    table = pacsv.read_csv(path)
+    features = torch.from_numpy(np.stack([table[name].to_numpy() for name in FEATURES], axis=1).astype(np.float32))
+    labels = torch.from_numpy(table["label"].to_numpy().astype(np.int64))
+    assert len(features) == len(labels)
+    return len(labels)
+
+
 def run_csvdataset(path: str) -> int:
     """CSVDataset batches of BATCH rows."""
     import loaders
@@ -87,8 +107,6 @@ def run_csvdataset_rows(path: str) -> int:
 
 def run_csv_module(path: str) -> int:
     """csv.reader, floats per row, a tensor per BATCH rows."""
-    import csv
-
     import torch
 
     rows = 0
@@ -166,6 +184,7 @@ def run_tf1_read(path: str) -> int:
 
 METHODS: Dict[str, Callable[[str], int]] = {
     "pandas": run_pandas,
+    "pyarrow": run_pyarrow,
     "csvdataset": run_csvdataset,
     "csvdataset_rows": run_csvdataset_rows,
     "csv_module": run_csv_module,
@@ -208,20 +227,37 @@ def _head(source: Path, target: Path, rows: int) -> Path:
     return target
 
 
-def main() -> int:
+def _table(runs: List[tuple]) -> None:
+    """The results as a Markdown table, rows/s against pandas on the same file."""
+    pandas_rate = {quoted: next((r["rows"] / r["seconds"] for m, r in runs if m == "pandas" + quoted), None)
+                   for quoted in ("", " (QUOTE_NONNUMERIC)")}
+    print("\n| method | rows | seconds | rows/s | vs pandas | peak memory growth (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for method, r in runs:
+        rate = r["rows"] / r["seconds"]
+        peer = pandas_rate[" (QUOTE_NONNUMERIC)" if method.endswith(" (QUOTE_NONNUMERIC)") else ""]
+        ratio = f"{rate / peer:.2f}x" if peer else "-"
+        memory = r["growth_kib"] / 1024
+        print(f"| {method} | {r['rows']:,} | {r['seconds']:.2f} | {rate:,.0f} | {ratio} | {memory:.0f} |")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     """Generate the data, run each method in its own process, print the table."""
     parser = argparse.ArgumentParser(description="CSV to tensors: rows/s and memory per method")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--quoted-methods", default="pandas,pyarrow,csvdataset,tf1_read_up_to",
+                        help="methods run on the QUOTE_NONNUMERIC file too ('' for none)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best time is reported")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         measure(args.child, args.path, args.repeat)
         return 0
+    missing = [] if importlib.util.find_spec("pyarrow") else ["pyarrow"]
     with tempfile.TemporaryDirectory() as folder:
-        data = Path(folder) / "bench.csv"
+        data, quoted = Path(folder) / "bench.csv", Path(folder) / "quoted.csv"
         started = time.perf_counter()
         generate(data, args.rows)
         size_mb = data.stat().st_size / 2**20
@@ -229,18 +265,19 @@ def main() -> int:
         small = _head(data, Path(folder) / "quarter.csv", args.rows // 4)
         tf1_rows = _head(data, Path(folder) / "tf1_sample.csv", min(args.rows, TF1_RECORD_ROWS))
         runs = []
-        for method in args.methods.split(","):
+        for method in (m for m in args.methods.split(",") if m not in missing):
             path = tf1_rows if method == "tf1_read" else data
             runs.append((method, _child(method, path, args.repeat)))
             if method == "csvdataset":
                 runs.append(("csvdataset (1/4 file)", _child(method, small, args.repeat)))
-        pandas_rate = next((r["rows"] / r["seconds"] for m, r in runs if m == "pandas"), None)
-        print("\n| method | rows | seconds | rows/s | vs pandas | peak memory growth (MiB) |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for method, r in runs:
-            rate = r["rows"] / r["seconds"]
-            ratio = f"{rate / pandas_rate:.2f}x" if pandas_rate else "-"
-            print(f"| {method} | {r['rows']:,} | {r['seconds']:.2f} | {rate:,.0f} | {ratio} | {r['growth_kib'] / 1024:.0f} |")
+        quoted_methods = [m for m in args.quoted_methods.split(",") if m and m not in missing]
+        if quoted_methods:
+            generate(quoted, args.rows, quoting=csv.QUOTE_NONNUMERIC)
+            runs.extend((f"{method} (QUOTE_NONNUMERIC)", _child(method, quoted, args.repeat))
+                        for method in quoted_methods)
+        _table(runs)
+        if missing:
+            print(f"\nleft out, not installed: {', '.join(missing)} (pip install {' '.join(missing)})")
     return 0
 
 

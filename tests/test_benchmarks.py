@@ -39,3 +39,14 @@ def test_tfrecord_benchmark_prints_its_table_without_tensorflow(monkeypatch, cap
     assert "| ceiling: file to /dev/null " in out and "| (a) framing + CRC checks: loaders " in out
     assert "TensorFlow rows left out: /nonexistent/python: " in out
     assert "(a) framing + CRC, its time over the warm ceiling's: " in out
+
+
+@pytest.mark.slow
+def test_csv_benchmark_reads_the_quoted_file_next_to_its_peers(capsys):
+    benchmark = load("csv")
+    assert benchmark.main(["--rows", "300", "--repeat", "1", "--methods", "pandas",
+                           "--quoted-methods", "pyarrow,csvdataset"]) == 0
+    out = capsys.readouterr().out
+    assert "| pandas | 300 | " in out and "| csvdataset (QUOTE_NONNUMERIC) | 300 | " in out
+    peer = "| pyarrow (QUOTE_NONNUMERIC) | 300 | " if importlib.util.find_spec("pyarrow") else "not installed: pyarrow"
+    assert peer in out

@@ -258,7 +258,7 @@ def test_header_mismatch_missing_file_and_no_header(tmp_path):
 
 
 def test_fast_and_exact_paths_agree_on_a_generated_file(tmp_path):
-    """Unquoted chunks go through pandas, a chunk holding a quote through the exact decoder."""
+    """Chunks with and without a quoted field all go through pandas and give the exact values."""
     rng = random.Random(5)
     rows = [f"{i},{rng.uniform(-5, 5):.5f},{'' if i % 7 == 0 else rng.randint(0, 9)}" for i in range(3000)]
     rows[2500] = f'2500,"{rng.uniform(-5, 5):.5f}",4'
