@@ -94,6 +94,14 @@ def _status(error: BaseException) -> Optional[int]:
     return None
 
 
+#: Connection failures botocore has already retried (its ``retries`` config): not retried again.
+_RETRIED_BY_BACKEND = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}
+
+
+def _unreachable(error: BaseException) -> bool:
+    return any(type(cause).__name__ in _RETRIED_BY_BACKEND | {"ClientConnectorError"} for cause in _causes(error))
+
+
 def _transient(error: BaseException) -> bool:
     """Worth retrying: lost connections, timeouts, truncated bodies, HTTP 5xx and 429."""
     status = _status(error)
@@ -101,9 +109,11 @@ def _transient(error: BaseException) -> bool:
         return status >= 500 or status == 429
     transient = (ConnectionError, TimeoutError, asyncio.TimeoutError, _ShortRead)
     for cause in _causes(error):
-        if isinstance(cause, transient) or type(cause).__name__ in (
-            "ClientConnectionError", "ClientPayloadError", "ServerDisconnectedError", "ClientOSError",
-            "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "FSTimeoutError",
+        name = type(cause).__name__
+        if name in _RETRIED_BY_BACKEND:
+            return False
+        if isinstance(cause, transient) or name in (
+            "ClientConnectionError", "ClientPayloadError", "ServerDisconnectedError", "ClientOSError", "FSTimeoutError",
         ):
             return True
     return False
@@ -111,19 +121,23 @@ def _transient(error: BaseException) -> bool:
 
 def _named(url: str, what: str, error: BaseException, attempts: int) -> BaseException:
     """One error naming the URL: missing, denied, or unavailable after ``attempts`` tries."""
+    root = list(_causes(error))[-1]  # the first failure, e.g. under fsspec's FileNotFoundError(url)
+    cause = f"{type(root).__name__}: {root}"
     status = _status(error)
     names = {type(cause).__name__ for cause in _causes(error)}
     if names & {"NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"}:
         return PermissionError(f"{url}: no credentials found for {what}: pass them in storage_options "
-                               f"(e.g. key=, secret= for s3://, token= for gs://) or the store's usual config ({error})")
+                               f"(e.g. key=, secret= for s3://, token= for gs://) or the store's usual config ({cause})")
     if status in (401, 403) or (status is None and isinstance(error, PermissionError)):
         return PermissionError(f"{url}: access denied ({what}{f', HTTP {status}' if status else ''}): "
-                               f"check the credentials in storage_options ({error})")
+                               f"check the credentials in storage_options ({cause})")
     if status == 404 or (status is None and isinstance(error, FileNotFoundError) and not _transient(error)):
         return FileNotFoundError(f"{url}: no such file or object")
+    if _unreachable(error):
+        return StorageUnavailable(f"{url}: {what} failed: cannot reach the endpoint ({cause})")
     if _transient(error):
-        return StorageUnavailable(f"{url}: {what} failed after {attempts} attempts: {type(error).__name__}: {error}")
-    return OSError(f"{url}: {what} failed: {type(error).__name__}: {error}")
+        return StorageUnavailable(f"{url}: {what} failed after {attempts} attempts: {cause}")
+    return OSError(f"{url}: {what} failed: {cause}")
 
 
 def call(url: str, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -223,10 +237,10 @@ class RemoteReader(io.RawIOBase):
     """A seekable raw reader of a remote object: ``block_size`` bytes per request, the next
     block fetched in a background thread while the current one is read (sequential reads only)."""
 
-    def __init__(self, url: str, storage_options: StorageOptions = None, block_size: int = BLOCK_SIZE,
+    def __init__(self, url: str, storage_options: StorageOptions = None, block_size: Optional[int] = None,
                  end: Optional[int] = None) -> None:
         super().__init__()
-        self.url, self.block_size = url, block_size
+        self.url, self.block_size = url, block_size or BLOCK_SIZE
         self._fs, self._path = filesystem(url, storage_options)
         self.size = int(call(url, "looking up the size", self._fs.size, self._path))
         self._end = self.size if end is None else min(end, self.size)
@@ -353,11 +367,11 @@ def codec_of(path: str, compression: Optional[str] = "infer") -> Optional[str]:
 
 
 def open_input(path: str, storage_options: StorageOptions = None, *, compression: Optional[str] = None,
-               buffering: int = -1, end: Optional[int] = None, block_size: int = BLOCK_SIZE) -> BinaryIO:
+               buffering: int = -1, end: Optional[int] = None, block_size: Optional[int] = None) -> BinaryIO:
     """Open a file or URL for reading, binary. ``compression="infer"`` decompresses by suffix
     (.gz, .bz2, .xz, .zst), or name a codec. ``buffering=0`` gives the raw file (``readinto``).
     Remote only: ``end`` says no byte at or past it will be read, so none is fetched;
-    ``block_size`` is the bytes per request."""
+    ``block_size`` is the bytes per request (default :data:`BLOCK_SIZE`)."""
     codec = codec_of(path, compression)
     if is_remote(path):
         raw: Any = RemoteReader(path, storage_options, block_size, end)
@@ -454,8 +468,11 @@ class AtomicFile:
                 os.remove(self.temp_path)
             return
         discard = getattr(self.file, "discard", None)
-        if discard is not None:  # s3fs, gcsfs: cancel the upload
+        if discard is not None:  # fsspec's buffered files (s3fs, gcsfs): cancel the upload, never flush it
             discard()
+            self.file.closed = True
+        else:
+            self.file.close()
         self._remove_temp()
 
     def _remove_temp(self) -> None:
