@@ -36,7 +36,7 @@ StorageOptions = Optional[Mapping[str, Any]]
 RETRY_ATTEMPTS = 6
 RETRY_BACKOFF_S = 0.1
 #: Bytes per sequential remote request (one more is fetched ahead while the reader parses).
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 16 << 20
 #: The back-end package and this project's extra for each URL scheme that needs one.
 BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
             "http": ("aiohttp", None), "https": ("aiohttp", None), "az": ("adlfs", None), "abfs": ("adlfs", None)}
