@@ -299,3 +299,35 @@ def test_a_missing_backend_names_the_extra():
     with pytest.raises(ImportError, match=r"^gs://b/x\.tfrecord: reading gs:// needs gcsfs: pip install "
                                           r"torch-loaders-style\[gcs\]$"):
         TFRecordDataset("gs://b/x.tfrecord")
+
+
+def test_fsspec_config_reaches_the_filesystem_without_storage_options(s3, monkeypatch):
+    options, _, bucket = s3
+    folder = prefix(bucket)
+    write_tfrecords(folder, options, files_=1)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {**options, "skip_instance_cache": True})
+    assert pairs(TFRecordDataset(f"{folder}/part-0.tfrecord", FEATURES)) == expected(1)
+
+
+def test_file_urls_are_local_paths(tmp_path):
+    (url,) = write_tfrecords(f"file://{tmp_path}", files_=1)
+    assert (tmp_path / "part-0.tfrecord").is_file()
+    dataset = TFRecordDataset(url, FEATURES)
+    assert dataset.files == [str(tmp_path / "part-0.tfrecord")] and pairs(dataset) == expected(1)
+
+
+def test_convert_writes_shards_and_labels_to_s3(s3, tmp_path):
+    from PIL import Image
+
+    from loaders.tfrecord.convert import convert
+
+    options, fs, bucket = s3
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (4, 3), label == "cat" and "red" or "blue").save(tmp_path / label / "a.png")
+    out = prefix(bucket)
+    paths = convert(tmp_path, out, shards=2, index=True, storage_options=options)
+    assert paths == [f"{out}/data-0000{i}-of-00002.tfrecord" for i in range(2)]
+    assert fs.cat(f"{out}/labels.txt"[5:]) == b"cat\ndog\n"
+    labels = [int(r["image/class/label"]) for r in TFRecordDataset(paths, storage_options=options, cycle_length=1)]
+    assert sorted(labels) == [0, 1] and all(fs.exists(index_path(p)[5:]) for p in paths)
