@@ -210,7 +210,11 @@ def exists(path: str, storage_options: StorageOptions = None) -> bool:
     if not is_remote(path):
         return os.path.exists(local_path(path))
     fs, name = filesystem(path, storage_options)
-    return bool(call(path, "looking up", fs.exists, name))
+    try:  # fs.info, not fs.exists: a transient error is retried, not taken for "missing"
+        call(path, "looking up", fs.info, name)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def size(path: str, storage_options: StorageOptions = None) -> int:

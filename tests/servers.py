@@ -22,8 +22,8 @@ def start_moto() -> tuple[Any, dict]:
 
 
 class Faults:
-    """Which GET requests go wrong: every ``drop_every``-th is cut off after half its body, every
-    ``error_every``-th answers 500 (paths under /flaky/); under /broken/ every body is cut off,
+    """Which requests go wrong: every ``drop_every``-th GET is cut off after half its body, every
+    ``error_every``-th request (GET or HEAD) answers 500 (paths under /flaky/); under /broken/ every body is cut off,
     under /short/ every answer is a well-formed response of half the bytes asked for."""
 
     def __init__(self, drop_every: int = 0, error_every: int = 0) -> None:
@@ -92,7 +92,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = self.server.files.get(path)
         if data is None:
             return self._status(404)
-        fault = self.server.faults.next(path) if body else None
+        fault = self.server.faults.next(path)
+        if not body and fault != "error":  # HEAD: only a 500 (no body to cut short)
+            fault = None
         if fault == "error":
             return self._status(500)
         start, stop, code = 0, len(data), 200
