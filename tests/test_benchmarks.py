@@ -39,3 +39,14 @@ def test_tfrecord_benchmark_prints_its_table_without_tensorflow(monkeypatch, cap
     assert "| ceiling: file to /dev/null " in out and "| (a) framing + CRC checks: loaders " in out
     assert "TensorFlow rows left out: /nonexistent/python: " in out
     assert "(a) framing + CRC, its time over the warm ceiling's: " in out
+
+
+@pytest.mark.slow
+def test_remote_benchmark_prints_its_rows_on_a_tiny_file():
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "remote.py"), "--records", "50", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for row in ("S3 (moto)   raw read (fsspec)", "S3 (moto)   iter_records", "HTTP        TFRecordDataset"):
+        assert row in done.stdout
