@@ -4,7 +4,9 @@
 
 How it reads: each file is cut into byte ranges of ``chunk_bytes``; a line belongs to the range
 holding its first byte (the Hadoop rule), so readers can seek straight to their ranges. The
-ranges of all files, in order, are dealt round robin to the shards. A range is decoded by
+ranges of all files, in order, are dealt round robin to the shards; a compressed file (.gz, .bz2,
+.xz, .zst) cannot be entered in the middle and is one range, read whole by one reader. Files may
+be URLs (``s3://``, ``gs://``, ``https://``..., see :mod:`loaders.files`). A range is decoded by
 pandas' C parser when that provably gives the exact result, else by the exact Python decoder,
 which names ``file:line`` in errors (line numbers are counted only when needed).
 """
@@ -25,7 +27,7 @@ from .csv_parse import (
 )
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
-from .files import expand_paths
+from .files import StorageOptions, codec_of, expand_paths, open_input, size
 from .resume import Epochs, RowCursor
 from .sharding import RankCarrier, Shard, current_shard, split
 
@@ -58,10 +60,20 @@ def _read_split(handle: Any, index: int, size: int, chunk_bytes: int, resume_at:
     return pos, block
 
 
-def _line_number(path: str, offset: int) -> int:
-    """The 1-based line number of the line starting at byte ``offset``."""
+def _stream_blocks(handle: Any, chunk_bytes: int) -> Iterator[Tuple[int, bytes]]:
+    """Offset and bytes of the whole lines of a stream, about ``chunk_bytes`` at a time."""
+    offset = 0
+    while block := handle.read(chunk_bytes):
+        if not block.endswith(b"\n"):
+            block += handle.readline()
+        yield offset, block
+        offset += len(block)
+
+
+def _line_number(path: str, offset: int, storage_options: StorageOptions) -> int:
+    """The 1-based line number of the line starting at byte ``offset`` (of the decompressed text)."""
     lines, remaining = 1, offset
-    with open(path, "rb") as handle:
+    with open_input(path, storage_options, compression="infer") as handle:
         while remaining > 0:
             piece = handle.read(min(remaining, 1 << 20))
             lines += piece.count(b"\n")
@@ -176,8 +188,9 @@ class CSVDataset(Epochs, IterableDataset):
     each DataLoader worker counts and logs its own). Blank lines are skipped. A record is one
     line; fields are split by TF's ``decode_csv`` rules (quoted fields may hold the delimiter).
     ``chunk_bytes`` is the unit of reading and of sharing out work among workers and ranks.
-    ``state_dict()``/``load_state_dict()`` resume an epoch at the next row's byte offset
-    (torchdata's ``StatefulDataLoader``).
+    ``storage_options`` reach the filesystem of URL filenames; compressed files are read
+    decompressed, each whole by one reader. ``state_dict()``/``load_state_dict()`` resume an
+    epoch at the next row's byte offset (torchdata's ``StatefulDataLoader``).
     """
 
     def __init__(
@@ -198,6 +211,7 @@ class CSVDataset(Epochs, IterableDataset):
         on_bad_row: str = "raise",
         infer_rows: int = 1000,
         chunk_bytes: int = 4 << 20,
+        storage_options: StorageOptions = None,
     ) -> None:
         if on_bad_row not in ("raise", "skip"):
             raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
@@ -205,7 +219,8 @@ class CSVDataset(Epochs, IterableDataset):
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        self.files = expand_paths(filenames, "CSVDataset")
+        self.storage_options = storage_options
+        self.files = expand_paths(filenames, "CSVDataset", storage_options)
         self.header, self.batch_size, self.dtype = header, batch_size, dtype
         self.on_bad_row, self.chunk_bytes = on_bad_row, chunk_bytes
         self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
@@ -244,7 +259,7 @@ class CSVDataset(Epochs, IterableDataset):
 
     def _head(self, path: str, rows: int) -> Tuple[bytes, List[Tuple[int, bytes]]]:
         """The header line and the first ``rows`` lines with their 1-based line numbers."""
-        with open(path, "rb") as handle:
+        with open_input(path, self.storage_options, compression="infer") as handle:
             header = handle.readline() if self.header else b""
             if self.header and not header:
                 raise ValueError(f"{path}: the file is empty but header=True expects a header line")
@@ -306,12 +321,16 @@ class CSVDataset(Epochs, IterableDataset):
             raise ValueError(f"the default {excerpt(column.default)} of categorical column {name!r} is not one of its categories")
         return column._replace(categories=mapping)
 
-    def _splits(self) -> List[Tuple[str, int, int]]:
-        """Every (file, range index, file size) of the dataset, in order."""
-        out = []
+    def _splits(self) -> List[Tuple[str, int, Optional[int]]]:
+        """Every (file, range index, file size) of the dataset, in order; a compressed file is one
+        range of unknown size."""
+        out: List[Tuple[str, int, Optional[int]]] = []
         for path in self.files:
-            size = os.path.getsize(path)
-            out.extend((path, index, size) for index in range((size + self.chunk_bytes - 1) // self.chunk_bytes))
+            if codec_of(path):
+                out.append((path, 0, None))
+                continue
+            length = size(path, self.storage_options)
+            out.extend((path, index, length) for index in range((length + self.chunk_bytes - 1) // self.chunk_bytes))
         return out
 
     def _decode(self, path: str, offset: int, block: bytes, skipped: List[int]) -> List[ColumnValues]:
@@ -323,7 +342,7 @@ class CSVDataset(Epochs, IterableDataset):
 
         def locate(index: int) -> str:
             if not first_line:
-                first_line.append(_line_number(path, offset))
+                first_line.append(_line_number(path, offset, self.storage_options))
             return f"{path}:{first_line[0] + index}"
 
         def on_bad(index: int, error: InvalidArgumentError) -> None:
@@ -349,23 +368,44 @@ class CSVDataset(Epochs, IterableDataset):
         label = decoded[self._position[self.label_index]] if self.label_index is not None else None
         return features, label
 
+    def _blocks(self, splits: List[Tuple[str, int, Optional[int]]], cursor: RowCursor,
+                handles: Dict[str, Any]) -> Iterator[Tuple[int, str, int, int, bytes, bool]]:
+        """``(range number, file, block index, offset, block, last)`` of ``splits`` from ``cursor``
+        on (from its saved row, if any). A compressed file is one range read whole, its blocks
+        numbered from 0 (the header's) on and closed by an empty ``last`` one."""
+        for number in range(cursor.next, len(splits)):
+            path, index, length = splits[number]
+            resume_at, cursor.resume_at = cursor.resume_at, None
+            if length is None:
+                with open_input(path, self.storage_options, compression="infer") as stream:
+                    end = 0
+                    for block_index, (offset, block) in enumerate(_stream_blocks(stream, self.chunk_bytes)):
+                        end = offset + len(block)
+                        if resume_at is not None and offset < resume_at:  # rows read before the saved state
+                            if end <= resume_at:
+                                continue
+                            offset, block = resume_at, block[resume_at - offset:]
+                        yield number, path, block_index if resume_at is None else -1, offset, block, False
+                yield number, path, -1, end, b"", True
+                continue
+            if path not in handles:  # remote: one request per range (and its last line)
+                handles[path] = open_input(path, self.storage_options, block_size=self.chunk_bytes + (1 << 16))
+            offset, block = _read_split(handles[path], index, length, self.chunk_bytes, resume_at)
+            yield number, path, index if resume_at is None else -1, offset, block, True
+
     def _pieces(self, cursor: RowCursor, shard: Shard) -> Iterator[Piece]:
         """The decoded rows of this shard's byte ranges from ``cursor`` on, which follows."""
         handles: Dict[str, Any] = {}
         splits = split(self._splits(), shard)
         try:
-            for number in range(cursor.next, len(splits)):
-                path, index, size = splits[number]
-                handle = handles.get(path) or handles.setdefault(path, open(path, "rb"))
-                resume_at, cursor.resume_at = cursor.resume_at, None
-                offset, block = _read_split(handle, index, size, self.chunk_bytes, resume_at)
-                if index == 0 and self.header and resume_at is None:
+            for number, path, index, offset, block, last in self._blocks(splits, cursor, handles):
+                if index == 0 and self.header:
                     header_end = block.find(b"\n") + 1 if b"\n" in block else len(block)
                     self._check_header(path, block[:header_end])
                     offset, block = offset + header_end, block[header_end:]
                 skipped: List[int] = []
                 piece = self._arrays(self._decode(path, offset, block, skipped)) if block else None
-                cursor.read(number, offset, block, skipped, len(piece[0]) if piece else 0)
+                cursor.read(number, offset, block, skipped, len(piece[0]) if piece else 0, last)
                 if piece:
                     yield piece
         finally:

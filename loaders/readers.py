@@ -7,13 +7,15 @@ closed and drained, ``OutOfRangeError`` propagates. Keys are built as TensorFlow
 (FixedLengthRecordReader), ``b"path:offset"`` (TFRecordReader) and ``b"path"`` (WholeFileReader).
 One reader may be shared by several threads: every record is returned exactly once. A missing
 file raises ``NotFoundError`` (also a ``FileNotFoundError``); the next read moves on to the next
-file.
+file. Filenames may be URLs (``s3://``, ``gs://``, ``https://``...): every reader takes
+``storage_options`` for their filesystem (:mod:`loaders.files`); ``TextLineReader`` reads
+.gz/.bz2/.xz/.zst files decompressed.
 
 Write your own reader by subclassing :class:`ReaderBase` and implementing ``_open``::
 
     class JSONLinesReader(loaders.ReaderBase):
         def _open(self, path):
-            with open(path, "rb") as f:
+            with self.open_file(path) as f:
                 for number, line in enumerate(f, 1):
                     yield self.key_name(path, number), line.rstrip(b"\\n")
 """
@@ -25,6 +27,7 @@ import threading
 from typing import Any, BinaryIO, Iterable, Iterator, List, Optional, Tuple, Union
 
 from .errors import DataLossError, InvalidArgumentError, NotFoundError, OpError
+from .files import StorageOptions, open_input
 
 Record = Tuple[bytes, bytes]
 #: How much FixedLengthRecordReader reads at a time.
@@ -39,13 +42,15 @@ class ReaderBase:
     reaches the caller (after the records ``read_up_to`` already gathered, on the next call) and
     ends that file (a ``FileNotFoundError`` becomes TF's ``NotFoundError``). The base class does
     the rest: locking, dequeuing filenames, counting, ``read_up_to`` and ``reset``.
+    ``storage_options`` reach the filesystem of URL filenames (see :meth:`open_file`).
     """
 
     #: Each file is one record, and its work unit is complete once that record is returned
     #: (TF's WholeFileReader); otherwise a file counts as done when a read finds its end.
     _single_record = False
 
-    def __init__(self) -> None:
+    def __init__(self, *, storage_options: StorageOptions = None) -> None:
+        self.storage_options = storage_options
         self._lock = threading.Lock()
         self._work = b""
         self._records: Optional[Iterator[Record]] = None
@@ -59,6 +64,11 @@ class ReaderBase:
         if isinstance(record, int):
             return b"%s:%d" % (path, record)
         return path + b":" + (record if isinstance(record, bytes) else record.encode("utf-8"))
+
+    def open_file(self, path: bytes, compression: Optional[str] = None) -> BinaryIO:
+        """Open the file or URL ``path`` for reading (binary; ``compression="infer"`` decompresses
+        .gz/.bz2/.xz/.zst), with this reader's ``storage_options``."""
+        return open_input(os.fsdecode(path), self.storage_options, compression=compression)
 
     def _open(self, path: bytes) -> Iterable[Record]:
         """The ``(key, value)`` records of the file ``path`` (the subclass's one job)."""
@@ -151,16 +161,17 @@ class ReaderBase:
 
 class TextLineReader(ReaderBase):
     """The lines of text files, newline (and a trailing ``\\r``) stripped; ``skip_header_lines``
-    lines are skipped at the start of every file but still counted in the keys."""
+    lines are skipped at the start of every file but still counted in the keys. Files ending in
+    .gz, .bz2, .xz or .zst are decompressed (line numbers count decompressed lines)."""
 
-    def __init__(self, skip_header_lines: Optional[int] = None) -> None:
-        super().__init__()
+    def __init__(self, skip_header_lines: Optional[int] = None, *, storage_options: StorageOptions = None) -> None:
+        super().__init__(storage_options=storage_options)
         self.skip_header_lines = skip_header_lines or 0
         if self.skip_header_lines < 0:
             raise InvalidArgumentError(f"skip_header_lines must be >= 0, not {skip_header_lines}")
 
     def _open(self, path: bytes) -> Iterator[Record]:
-        with open(path, "rb") as handle:
+        with self.open_file(path, "infer") as handle:
             for _ in range(self.skip_header_lines):
                 if not handle.readline():
                     return
@@ -187,9 +198,9 @@ class FixedLengthRecordReader(ReaderBase):
 
     def __init__(
         self, record_bytes: int, header_bytes: Optional[int] = None, footer_bytes: Optional[int] = None,
-        hop_bytes: Optional[int] = None, encoding: Optional[str] = None,
+        hop_bytes: Optional[int] = None, encoding: Optional[str] = None, *, storage_options: StorageOptions = None,
     ) -> None:
-        super().__init__()
+        super().__init__(storage_options=storage_options)
         self.record_bytes = record_bytes
         self.header_bytes = header_bytes or 0
         self.footer_bytes = footer_bytes or 0
@@ -205,7 +216,7 @@ class FixedLengthRecordReader(ReaderBase):
 
     def _open(self, path: bytes) -> Iterator[Record]:
         name = os.fsdecode(path)
-        with open(path, "rb") as raw:
+        with self.open_file(path) as raw:
             yield from self._records_of(path, name, _decompressed(raw, self.encoding, name))
 
     def _records_of(self, path: bytes, name: str, stream: BinaryIO) -> Iterator[Record]:
@@ -285,7 +296,7 @@ class WholeFileReader(ReaderBase):
     _single_record = True
 
     def _open(self, path: bytes) -> Iterator[Record]:
-        with open(path, "rb") as handle:
+        with self.open_file(path) as handle:
             yield path, handle.read()
 
 
@@ -295,14 +306,14 @@ class TFRecordReader(ReaderBase):
     name (``"GZIP"``, ``"ZLIB"``); without it the compression follows the suffix (.gz, .zlib)
     and other files are read uncompressed, as TF reads them. Corruption raises DataLossError."""
 
-    def __init__(self, options: Any = None) -> None:
-        super().__init__()
+    def __init__(self, options: Any = None, *, storage_options: StorageOptions = None) -> None:
+        super().__init__(storage_options=storage_options)
         self.options = options
 
     def _open(self, path: bytes) -> Iterator[Record]:
         from .tfrecord.format import iter_records  # the framing layer; imported when first needed
 
-        for offset, data in iter_records(os.fsdecode(path), self.options):
+        for offset, data in iter_records(os.fsdecode(path), self.options, storage_options=self.storage_options):
             yield self.key_name(path, offset), data
 
 

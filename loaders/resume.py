@@ -212,13 +212,15 @@ class RowCursor:
         self.resume_at: Optional[int] = None if state is None or state["offset"] is None else int(state["offset"])
         self.pieces: collections.deque = collections.deque()
         self.used = 0
+        self._next_offset: Optional[int] = None  # where the range self.next goes on, when read in part
         self._starts: tuple[Any, np.ndarray] = (None, np.zeros(0, np.int64))  # the first piece's row offsets
 
-    def read(self, split: int, offset: int, block: bytes, skipped: list[int], rows: int) -> None:
+    def read(self, split: int, offset: int, block: bytes, skipped: list[int], rows: int, last: bool = True) -> None:
         """Range ``split`` was read from ``offset``: ``block``, decoded into ``rows`` rows (lines
-        ``skipped`` left out as bad rows)."""
+        ``skipped`` left out as bad rows); not ``last`` when more of the range follows (a
+        compressed file, read block by block)."""
         self._drop_yielded()
-        self.next = split + 1
+        self.next, self._next_offset = (split + 1, None) if last else (split, offset + len(block))
         if rows:
             self.pieces.append((split, offset, block, skipped, rows))
 
@@ -230,7 +232,7 @@ class RowCursor:
         """``{"split": range number, "offset": byte offset of its next row, or None: its start}``."""
         self._drop_yielded()
         if not self.pieces:
-            return {"split": self.next, "offset": None}
+            return {"split": self.next, "offset": self._next_offset}
         piece = self.pieces[0]
         if self._starts[0] is not piece:
             self._starts = (piece, _row_starts(piece[2], piece[3]))

@@ -50,3 +50,14 @@ def test_csv_benchmark_reads_the_quoted_file_next_to_its_peers(capsys):
     assert "| pandas | 300 | " in out and "| csvdataset (QUOTE_NONNUMERIC) | 300 | " in out
     peer = "| pyarrow (QUOTE_NONNUMERIC) | 300 | " if importlib.util.find_spec("pyarrow") else "not installed: pyarrow"
     assert peer in out
+
+
+@pytest.mark.slow
+def test_remote_benchmark_prints_its_rows_on_a_tiny_file():
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "remote.py"), "--records", "50", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for row in ("S3 (moto)   raw read (fsspec)", "S3 (moto)   iter_records", "HTTP        TFRecordDataset"):
+        assert row in done.stdout

@@ -3,6 +3,7 @@ resumed from ``state_dict()`` yields exactly what the uninterrupted run would ha
 reading on from byte offsets instead of from the start."""
 from __future__ import annotations
 
+import gzip
 import pytest
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -240,3 +241,28 @@ def test_state_survives_torch_save_and_a_weights_only_load(tmp_path, workers):
     torch.save(state, tmp_path / "loader.pt")
     rest, _ = run(make(), workers, 3, state=torch.load(tmp_path / "loader.pt", weights_only=True), torch_seed=1)
     assert first + rest == full
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_compressed_csv_resumes_at_every_stop(tmp_path, where, batch_size):
+    """A compressed file is read whole, block by block: a state taken between blocks or inside
+    one resumes at the next row, from a local file or a URL."""
+    import fsspec
+
+    write_csv(tmp_path / "a.csv", rows=80)
+    raw = (tmp_path / "a.csv").read_bytes()
+    if where == "local":
+        path = str(tmp_path / "a.csv.gz")
+        (tmp_path / "a.csv.gz").write_bytes(gzip.compress(raw))
+    else:
+        path = f"memory://resume-{tmp_path.name}/a.csv.gz"
+        with fsspec.open(path, "wb") as handle:
+            handle.write(gzip.compress(raw))
+    make = lambda: CSVDataset(path, [0, 0.0], batch_size=batch_size, chunk_bytes=64, on_bad_row="skip")
+    full, _ = run_csv(make(), 0)
+    assert sorted(full) == [n for n in range(80) if n != 23]
+    for stop in range(1, len(full) // (batch_size or 4)):
+        first, state = run_csv(make(), 0, stop=stop)
+        rest, _ = run_csv(make(), 0, state=state)
+        assert first + rest == full, stop

@@ -14,6 +14,7 @@ import pytest
 
 import loaders.tfrecord.format as format_module
 from loaders.errors import DataLossError, InvalidArgumentError
+from loaders.files import RangeReader
 from loaders.tfrecord import TFRecordCompressionType, TFRecordOptions, TFRecordWriter, tf_record_iterator
 from loaders.tfrecord.format import (
     HEADER_SIZE, compression_for, encode_record, iter_records, mask_crc, masked_crc32c, read_record_at,
@@ -272,14 +273,23 @@ def test_corrupt_and_truncated_gzip_streams(tmp_path):
 
 def test_read_record_at(tmp_path):
     path, data = _three_records(tmp_path)
-    with open(path, "rb") as f:
-        assert [read_record_at(f, str(path), offset) for offset in OFFSETS] == RECORDS
-        with pytest.raises(DataLossError, match="corrupted record length at byte offset 1"):
-            read_record_at(f, str(path), 1)
+    reader = RangeReader(str(path))
+    assert [read_record_at(reader, str(path), offset) for offset in OFFSETS] == RECORDS
+    with pytest.raises(DataLossError, match="corrupted record length at byte offset 1"):
+        read_record_at(reader, str(path), 1)
     data[28] ^= 1
     path.write_bytes(bytes(data))
-    with open(path, "rb") as f, pytest.raises(DataLossError, match="corrupted record data at byte offset 16"):
-        read_record_at(f, str(path), 16)
+    with pytest.raises(DataLossError, match="corrupted record data at byte offset 16"):
+        read_record_at(RangeReader(str(path)), str(path), 16)
+
+
+def test_read_record_at_refuses_a_record_past_the_end(tmp_path):
+    path, data = _three_records(tmp_path)
+    path.write_bytes(bytes(data[:-3]))
+    reader = RangeReader(str(path))
+    for size in (len(data) - 3, None):  # found from the size before reading, or from the short read
+        with pytest.raises(DataLossError, match="truncated"):
+            read_record_at(reader, str(path), OFFSETS[-1], size=size)
 
 
 @pytest.mark.parametrize("where", ["data", "length"])

@@ -6,7 +6,7 @@ image keys: ``image/encoded`` (the file's bytes, not re-encoded), ``image/format
 ``image/height``, ``image/width``, ``image/channels``, ``image/class/label``,
 ``image/class/text`` and ``image/filename``. Images are shuffled (``--seed``) and dealt round
 robin, so every shard mixes classes. All shards are committed together at the end: an error
-leaves no shard behind.
+leaves no shard behind. ``OUT`` may be a URL (``s3://bucket/prefix``; ``--storage-option KEY=VALUE``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from loaders.errors import InvalidArgumentError
-from loaders.files import atomic_write
+from loaders.files import StorageOptions, atomic_write, join, makedirs, parse_storage_options
 from loaders.tfrecord.writer import TFRecordWriter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
@@ -70,17 +70,18 @@ def image_example(path: Path, label: int, class_name: str) -> dict:
 
 def convert(
     folder: "str | os.PathLike[str]", out: "str | os.PathLike[str]", shards: int = 1, prefix: str = "data",
-    compression: Optional[str] = None, seed: int = 0, index: bool = False,
+    compression: Optional[str] = None, seed: int = 0, index: bool = False, storage_options: StorageOptions = None,
 ) -> list[str]:
     """Write the images under ``folder`` as ``shards`` TFRecord files in ``out``; returns their paths."""
     if shards < 1:
         raise InvalidArgumentError(f"shards must be >= 1, got {shards}")
     classes, images = find_images(folder)
     random.Random(seed).shuffle(images)
-    os.makedirs(out, exist_ok=True)
+    out = os.fspath(out)
+    makedirs(out)
     suffix = {"GZIP": ".gz", "ZLIB": ".zlib"}.get((compression or "").upper(), "")
-    paths = [os.path.join(out, f"{prefix}-{i:05d}-of-{shards:05d}.tfrecord{suffix}") for i in range(shards)]
-    writers = [TFRecordWriter(path, compression, index=index) for path in paths]
+    paths = [join(out, f"{prefix}-{i:05d}-of-{shards:05d}.tfrecord{suffix}") for i in range(shards)]
+    writers = [TFRecordWriter(path, compression, index=index, storage_options=storage_options) for path in paths]
     try:
         for number, (path, label) in enumerate(tqdm(images, desc="converting", unit="image")):
             writers[number % shards].write(image_example(path, label, classes[label]))
@@ -90,7 +91,7 @@ def convert(
         raise
     for writer in writers:
         writer.close()
-    with atomic_write(os.path.join(out, "labels.txt")) as labels:
+    with atomic_write(join(out, "labels.txt"), storage_options) as labels:
         labels.write("".join(f"{name}\n" for name in classes).encode())
     log.info("%d images of %d classes -> %d shards in %s", len(images), len(classes), shards, out)
     return paths
@@ -106,11 +107,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--compression", default=None, choices=["GZIP", "ZLIB"], help="compress the shards")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle before sharding")
     parser.add_argument("--index", action="store_true", help="also write FILE.tfindex for each shard")
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of OUT's filesystem (fsspec), e.g. client_kwargs.endpoint_url=http://...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        convert(args.folder, args.out, args.shards, args.prefix, args.compression, args.seed, args.index)
-    except (OSError, InvalidArgumentError) as exc:
+        options = parse_storage_options(args.storage_option)
+        convert(args.folder, args.out, args.shards, args.prefix, args.compression, args.seed, args.index, options)
+    except (OSError, ValueError) as exc:  # InvalidArgumentError is a ValueError
         log.error("%s", exc)
         return 1
     return 0

@@ -16,19 +16,18 @@ from __future__ import annotations
 import bisect
 import collections
 import itertools
-import os
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 from torch.utils.data import Dataset, IterableDataset
 
 from loaders.errors import DataLossError, InvalidArgumentError
-from loaders.files import Paths, expand_paths
+from loaders.files import Paths, RangeReader, StorageOptions, exists, expand_paths, size
 from loaders.resume import Epochs, ShuffleBuffer, permutation
 from loaders.sharding import RankCarrier, Shard, current_shard, split
 from loaders.tfrecord.batches import RaggedBytes, for_transfer, ragged_column
 from loaders.tfrecord.example import ExampleDecoder, FeatureSpec
-from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at
+from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, compression_for, iter_records, read_record_at, record_from_frame
 from loaders.tfrecord.index import create_index, index_path, read_index
 
 
@@ -93,7 +92,8 @@ class TFRecordDataset(Epochs, IterableDataset):
     ``cycle_length`` files are read at a time, one record from each in turn. With fewer files
     than readers (DataLoader workers x ranks), write index files (``TFRecordWriter(index=True)``
     or ``python -m loaders.tfrecord.index``) so that readers split files instead of each one
-    scanning all of them.
+    scanning all of them. Files may be any URL of :mod:`loaders.files` (``s3://``, ``gs://``,
+    ``https://``...), opened with ``storage_options``; their index files sit beside them.
     """
 
     def __init__(
@@ -110,9 +110,11 @@ class TFRecordDataset(Epochs, IterableDataset):
         cycle_length: int = 8,
         batch_size: Optional[int] = None,
         drop_last: bool = False,
+        storage_options: StorageOptions = None,
     ) -> None:
         super().__init__()
-        self.files = expand_paths(paths_or_glob, type(self).__name__)
+        self.storage_options = storage_options
+        self.files = expand_paths(paths_or_glob, type(self).__name__, storage_options)
         if shuffle_buffer < 0 or cycle_length < 1:
             raise InvalidArgumentError(f"shuffle_buffer must be >= 0 and cycle_length >= 1, got {shuffle_buffer}, {cycle_length}")
         if batch_size is not None and (batch_size < 1 or (features is None and not raw)):
@@ -133,19 +135,19 @@ class TFRecordDataset(Epochs, IterableDataset):
         after the first ``skip``. A compressed file cannot be entered in the middle: it is read
         from its start and the records before ``offset`` are dropped."""
         name = self.files[number]
-        kind, stop = compression_for(name, self.compression), None
-        table = None if kind or part is None else _index_of(name)
+        kind, stop, options = compression_for(name, self.compression), None, self.storage_options
+        table = None if kind or part is None else _index_of(name, options)
         if table is not None:
             first, last = len(table) * part.index // part.count, len(table) * (part.index + 1) // part.count
             if first == last:
                 return iter(())
             offset, stop, part = max(offset, int(table[first, 0])), int(table[last - 1].sum()), None
         if kind:
-            records = iter_records(name, kind, self.verify)
+            records = iter_records(name, kind, self.verify, storage_options=options)
             if offset:
                 records = itertools.dropwhile(lambda record: record[0] < offset, records)
         else:
-            records = iter_records(name, kind, self.verify, start=offset, stop=stop)
+            records = iter_records(name, kind, self.verify, start=offset, stop=stop, storage_options=options)
         return records if part is None else itertools.islice(records, skip, None, part.count)
 
     def _records(self, cursor: "_Cursor", part: Optional[Shard]) -> Iterator[tuple[str, tuple[int, bytes]]]:
@@ -183,13 +185,17 @@ class TFRecordDataset(Epochs, IterableDataset):
             kind = compression_for(name, self.compression)
             if kind:
                 last = max(offsets)
-                for offset, data in itertools.takewhile(lambda r: r[0] <= last, iter_records(name, kind, self.verify)):
+                records = iter_records(name, kind, self.verify, storage_options=self.storage_options)
+                for offset, data in itertools.takewhile(lambda r: r[0] <= last, records):
                     if offset in offsets:
                         found[number, offset] = data
                 continue
-            with open(name, "rb") as handle:
+            reader = RangeReader(name, self.storage_options)
+            try:
                 for offset in sorted(offsets):
-                    found[number, offset] = read_record_at(handle, name, offset, self.verify)
+                    found[number, offset] = read_record_at(reader, name, offset, self.verify, size(name, self.storage_options))
+            finally:
+                reader.close()
         missing = [(self.files[n], offset) for n, offset in positions if (n, offset) not in found]
         if missing:
             raise DataLossError(f"{missing[0][0]}: no record at byte offset {missing[0][1]}, where the saved state "
@@ -246,17 +252,17 @@ class _Cursor:
         return {"next": self.next, "active": active}
 
 
-def _index_of(name: str) -> Optional[np.ndarray]:
+def _index_of(name: str, storage_options: StorageOptions = None) -> Optional[np.ndarray]:
     """The index table of an uncompressed file, None when it has no index file; a stale index
     (its records do not end where the file does) is an error."""
     index = index_path(name)
-    if not os.path.exists(index):
+    if not exists(index, storage_options):
         return None
-    table = read_index(index)
-    end, size = (int(table[-1].sum()) if len(table) else 0), os.path.getsize(name)
-    if end != size:
+    table = read_index(index, storage_options)
+    end, file_size = (int(table[-1].sum()) if len(table) else 0), size(name, storage_options)
+    if end != file_size:
         raise DataLossError(
-            f"{index}: out of date: its records end at byte offset {end} but {name} has {size} bytes; "
+            f"{index}: out of date: its records end at byte offset {end} but {name} has {file_size} bytes; "
             f"rewrite it with python -m loaders.tfrecord.index {name}"
         )
     return table
@@ -267,8 +273,10 @@ class IndexedTFRecordDataset(Dataset):
     (``FILE.tfindex``, created when missing, refused when out of date): ``len(ds)`` and
     ``ds[i]``, decoded like :class:`TFRecordDataset`. Each process reads through files it opened
     itself, also a DataLoader worker forked after the parent read records; split the records over
-    ``torch.distributed`` ranks with ``DistributedSampler``. With torchdata's ``StatefulDataLoader``
-    a run resumes through its sampler's state; :meth:`state_dict` only identifies the records."""
+    ``torch.distributed`` ranks with ``DistributedSampler``. Remote files (``storage_options``)
+    are read one byte range per record, as their index gives it. With torchdata's
+    ``StatefulDataLoader`` a run resumes through its sampler's state; :meth:`state_dict` only
+    identifies the records."""
 
     def __init__(
         self,
@@ -278,8 +286,10 @@ class IndexedTFRecordDataset(Dataset):
         verify: bool = True,
         *,
         raw: bool = False,
+        storage_options: StorageOptions = None,
     ) -> None:
-        self.files = expand_paths(paths_or_glob, type(self).__name__)
+        self.storage_options = storage_options
+        self.files = expand_paths(paths_or_glob, type(self).__name__, storage_options)
         self.verify = verify
         self._decode = _Decode(features, raw, transform)
         self._tables = []
@@ -288,14 +298,13 @@ class IndexedTFRecordDataset(Dataset):
                 raise InvalidArgumentError(
                     f"{name}: random access needs an uncompressed TFRecord file, this one is {compression_for(name)}"
                 )
-            if not os.path.exists(index_path(name)):
-                create_index(name, verify=verify)
-            self._tables.append(_index_of(name))
+            if not exists(index_path(name), storage_options):
+                create_index(name, verify=verify, storage_options=storage_options)
+            self._tables.append(_index_of(name, storage_options))
         self._starts = [0]
         for table in self._tables:
             self._starts.append(self._starts[-1] + len(table))
-        self._handles: dict[int, Any] = {}  # open files by file number, of process self._pid
-        self._pid = os.getpid()
+        self._readers = [RangeReader(name, storage_options) for name in self.files]  # open per process
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -322,38 +331,9 @@ class IndexedTFRecordDataset(Dataset):
         number = bisect.bisect_right(self._starts, item) - 1
         offset, length = (int(v) for v in self._tables[number][item - self._starts[number]])
         name = self.files[number]
-        data = read_record_at(self._file(number), name, offset, self.verify)
-        if len(data) + HEADER_SIZE + FOOTER_SIZE != length:
-            raise DataLossError(
-                f"{name}: record at byte offset {offset}: expected {length} bytes as its index says, found "
-                f"{len(data) + HEADER_SIZE + FOOTER_SIZE} (the index {index_path(name)} is out of date)"
-            )
+        frame = self._readers[number].read(offset, offset + length)
+        data = record_from_frame(frame, name, offset, self.verify, "its index")
         return self._decode(name, offset, data)
-
-    def _file(self, number: int) -> Any:
-        """File ``number``, open in this process: a process forked after the parent read records
-        must not share the parent's handles (a file position shared by processes moves under them)."""
-        if self._pid != os.getpid():
-            self._close()
-            self._pid = os.getpid()
-        handle = self._handles.get(number)
-        if handle is None:
-            handle = self._handles[number] = open(self.files[number], "rb")
-        return handle
-
-    def _close(self) -> None:
-        """Close this process's copies of the open files (the parent's stay open)."""
-        handles, self._handles = getattr(self, "_handles", {}), {}
-        for handle in handles.values():
-            handle.close()
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_handles"] = {}  # open files stay with their process
-        return state
-
-    def __del__(self) -> None:
-        self._close()
 
 
 __all__ = ["IndexedTFRecordDataset", "TFRecordDataset"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import os
-import stat
 import struct
 import zlib
 from typing import Any, BinaryIO, Iterator, Optional, Union
@@ -20,6 +19,7 @@ import crc32c
 import numpy as np
 
 from loaders.errors import DataLossError, InvalidArgumentError
+from loaders.files import StorageOptions, open_input, stream_size
 from loaders.tfrecord.wire import excerpt
 
 try:  # the C framing loop, built by `pip install .` / `pip install -e .` where there is a compiler
@@ -206,7 +206,8 @@ class _Inflater:
 
 
 def iter_records(
-    path: PathLike, compression: Any = None, verify: bool = True, *, start: int = 0, stop: Optional[int] = None
+    path: PathLike, compression: Any = None, verify: bool = True, *, start: int = 0, stop: Optional[int] = None,
+    storage_options: StorageOptions = None,
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, data)`` for every record of a TFRecord file.
 
@@ -216,6 +217,8 @@ def iter_records(
     ``verify`` is False; any corruption raises :class:`DataLossError` with the file and offset.
     ``start`` and ``stop`` (record boundaries, e.g. from an index file) read only the records
     between those byte offsets of an uncompressed file, so readers can split one file.
+    ``path`` may be any URL of :mod:`loaders.files` (``s3://``, ``gs://``, ``https://``...),
+    opened with ``storage_options``.
     """
     name = os.fspath(path)
     kind = compression_for(name, compression)
@@ -223,21 +226,21 @@ def iter_records(
         raise InvalidArgumentError(f"{name}: reading a byte range needs an uncompressed file, this one is {kind}")
     if start < 0 or (stop is not None and stop < start):
         raise InvalidArgumentError(f"{name}: bad byte range start={start}, stop={stop}: expected 0 <= start <= stop")
-    with open(name, "rb", buffering=0) as raw:
+    with open_input(name, storage_options, buffering=0, end=stop) as raw:
         if kind:
             yield from _frames(name, _Inflater(raw, kind, name), None, verify)
             return
-        status = os.fstat(raw.fileno())
-        if not stat.S_ISREG(status.st_mode):  # a pipe or a device: read on to its end
+        file_size = stream_size(raw)
+        if file_size is None:  # a pipe or a device: read on to its end
             if start or stop is not None:
                 raise InvalidArgumentError(f"{name}: reading a byte range needs a regular file")
             yield from _frames(name, raw, None, verify)
             return
-        end = status.st_size if stop is None else stop
+        end = file_size if stop is None else stop
         if start > end:
             raise InvalidArgumentError(f"{name}: byte range start={start} is past the end of the file ({end} bytes)")
-        if end > status.st_size:
-            raise DataLossError(f"{name}: the byte range ends at {end} but the file has only {status.st_size} "
+        if end > file_size:
+            raise DataLossError(f"{name}: the byte range ends at {end} but the file has only {file_size} "
                                 "bytes (truncated, or an index written for a longer file)")
         raw.seek(start)
         yield from _frames(name, _Window(raw, end - start), end, verify, start)
@@ -396,20 +399,46 @@ def _truncated_error(name: str, offset: int, length: int, found: int) -> DataLos
     )
 
 
-def read_record_at(file: BinaryIO, name: str, offset: int, verify: bool = True) -> bytes:
-    """The data of the record whose header starts at ``offset`` in an uncompressed, seekable file."""
-    file.seek(offset)
-    header = file.read(HEADER_SIZE)
-    if len(header) < HEADER_SIZE:
-        _truncated(name, offset, header)
-    length, length_crc = _HEADER.unpack(header)
-    error = (verify and _length_crc_error(name, offset, memoryview(header)[:8], length_crc)) or _fits_error(
-        name, offset, length, os.fstat(file.fileno()).st_size
-    )
+def read_record_at(reader: Any, name: str, offset: int, verify: bool = True, size: Optional[int] = None) -> bytes:
+    """The data of the record whose header starts at ``offset`` in an uncompressed file, read through
+    ``reader.read(start, stop)`` (a :class:`loaders.files.RangeReader`); CRCs checked, and with the
+    file's ``size`` a length running past its end is refused before anything is read."""
+    length = _checked_header(reader.read(offset, offset + HEADER_SIZE), name, offset, verify)
+    error = None if size is None else _fits_error(name, offset, length, size)
     if error:
         raise error
-    body = file.read(length + FOOTER_SIZE)
-    data = body[:length]
+    body = reader.read(offset + HEADER_SIZE, offset + HEADER_SIZE + length + FOOTER_SIZE)
+    if len(body) < length + FOOTER_SIZE:
+        raise _truncated_error(name, offset, length, HEADER_SIZE + len(body))
+    return _checked_data(body, name, offset, length, verify)
+
+
+def record_from_frame(frame: bytes, name: str, offset: int, verify: bool = True, source: str = "") -> bytes:
+    """The data of the one framed record ``frame`` (header, data, CRC) found at ``offset`` of ``name``,
+    e.g. the byte range an index entry (``source``, named in the error) gives; CRCs checked."""
+    length = _checked_header(frame, name, offset, verify)
+    if length + HEADER_SIZE + FOOTER_SIZE != len(frame):
+        raise DataLossError(
+            f"{name}: record at byte offset {offset}: expected {len(frame)} bytes as {source or 'the caller'} "
+            f"says, found a record of {length + HEADER_SIZE + FOOTER_SIZE}"
+        )
+    return _checked_data(memoryview(frame)[HEADER_SIZE:], name, offset, length, verify)
+
+
+def _checked_header(header: Any, name: str, offset: int, verify: bool) -> int:
+    """The length field of the record header at the start of ``header``, its CRC checked."""
+    if len(header) < HEADER_SIZE:
+        _truncated(name, offset, header)
+    length, length_crc = _HEADER.unpack_from(header)
+    error = verify and _length_crc_error(name, offset, memoryview(header)[:8], length_crc)
+    if error:
+        raise error
+    return length
+
+
+def _checked_data(body: Any, name: str, offset: int, length: int, verify: bool) -> bytes:
+    """The ``length`` data bytes at the start of ``body`` (data then CRC), the CRC checked."""
+    data = bytes(body[:length])
     if verify:
         (stored,) = _CRC.unpack_from(body, length)
         if masked_crc32c(data) != stored:
@@ -435,5 +464,6 @@ __all__ = [
     "mask_crc",
     "masked_crc32c",
     "read_record_at",
+    "record_from_frame",
     "tf_record_iterator",
 ]

@@ -2,7 +2,8 @@
 
 ``offset`` is the byte offset of the record's header and ``length`` its framed size (header,
 data and CRC), both in the uncompressed stream. The index of ``FILE`` is ``FILE.tfindex``.
-Command line: ``python -m loaders.tfrecord.index FILE...`` writes one index per file.
+Command line: ``python -m loaders.tfrecord.index FILE...`` writes one index per file (files may be
+URLs: ``--storage-option KEY=VALUE`` passes options to their filesystem).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from loaders.errors import DataLossError
-from loaders.files import atomic_write
+from loaders.files import StorageOptions, atomic_write, parse_storage_options, read_bytes
 from loaders.tfrecord.format import FOOTER_SIZE, HEADER_SIZE, PathLike, iter_records
 
 INDEX_SUFFIX = ".tfindex"
@@ -28,17 +29,16 @@ def index_path(path: PathLike) -> str:
     return os.fspath(path) + INDEX_SUFFIX
 
 
-def write_index(path: PathLike, entries: Iterable[tuple[int, int]]) -> None:
+def write_index(path: PathLike, entries: Iterable[tuple[int, int]], storage_options: StorageOptions = None) -> None:
     """Write ``(offset, framed length)`` pairs to the index file ``path``, atomically."""
-    with atomic_write(path) as out:
+    with atomic_write(path, storage_options) as out:
         out.write("".join(f"{offset} {length}\n" for offset, length in entries).encode("ascii"))
 
 
-def read_index(path: PathLike) -> np.ndarray:
+def read_index(path: PathLike, storage_options: StorageOptions = None) -> np.ndarray:
     """An ``int64`` array ``[records, 2]`` of (offset, framed length) read from an index file."""
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        text = f.read()
+    text = read_bytes(name, storage_options)
     lines = text.count(b"\n")
     if text.endswith(b"\n") and text.count(b" ") == lines:  # as written: one space per line, 10x faster
         with warnings.catch_warnings():
@@ -79,13 +79,13 @@ def _raise_bad_line(name: str, text: bytes) -> None:
 
 
 def create_index(
-    path: PathLike, compression: Any = None, verify: bool = True, output: Optional[PathLike] = None
+    path: PathLike, compression: Any = None, verify: bool = True, output: Optional[PathLike] = None,
+    storage_options: StorageOptions = None,
 ) -> str:
     """Scan a TFRecord file (checking CRCs) and write its index; returns the index path."""
     target = os.fspath(output) if output is not None else index_path(path)
-    write_index(
-        target, ((offset, len(data) + HEADER_SIZE + FOOTER_SIZE) for offset, data in iter_records(path, compression, verify))
-    )
+    records = iter_records(path, compression, verify, storage_options=storage_options)
+    write_index(target, ((offset, len(data) + HEADER_SIZE + FOOTER_SIZE) for offset, data in records), storage_options)
     return target
 
 
@@ -97,12 +97,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("files", nargs="+", metavar="FILE", help="TFRecord files")
     parser.add_argument("--compression", default=None, help="'', GZIP or ZLIB (default: from the suffix)")
     parser.add_argument("--no-verify", action="store_true", help="skip the CRC checks")
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the files' filesystem (fsspec), e.g. client_kwargs.endpoint_url=http://...")
     args = parser.parse_args(argv)
+    try:
+        options = parse_storage_options(args.storage_option)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     failed = 0
     for name in tqdm(args.files, desc="indexing", unit="file", disable=len(args.files) < 2):
         try:
-            log.info("%s", create_index(name, args.compression, not args.no_verify))
+            log.info("%s", create_index(name, args.compression, not args.no_verify, storage_options=options))
         except (OSError, ValueError) as exc:  # DataLossError is an OSError, InvalidArgumentError a ValueError
             log.error("%s", exc)
             failed += 1

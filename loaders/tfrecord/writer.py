@@ -2,7 +2,9 @@
 
 Records go to a temporary file beside the target and are renamed into place by ``close()``; an
 exception inside ``with TFRecordWriter(...)`` removes the temporary file, so a crash never
-leaves a half file under the final name. ``index=True`` also writes ``PATH.tfindex``.
+leaves a half file under the final name. ``index=True`` also writes ``PATH.tfindex``. A remote
+``path`` (``s3://``, ``gs://``, ``memory://``...) is written as a temporary object beside the
+target and moved into place by ``close()``.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from types import TracebackType
 from typing import Any, Mapping, Optional, Union
 
 from loaders.errors import InvalidArgumentError
-from loaders.files import AtomicFile
+from loaders.files import AtomicFile, StorageOptions
 from loaders.tfrecord.encode import encode_example
 from loaders.tfrecord.format import (
     FOOTER_SIZE, HEADER_SIZE, PathLike, TFRecordOptions, compression_for, compressor, frame_footer, frame_header,
@@ -27,14 +29,17 @@ class TFRecordWriter:
 
     ``compression`` is None (from the suffix: ``.gz``, ``.zlib``), ``""``, ``"GZIP"``, ``"ZLIB"``,
     a :class:`TFRecordOptions` (TF1's ``options`` argument) or a ``TFRecordCompressionType``.
+    ``storage_options`` reach the filesystem of a remote ``path``.
     """
 
-    def __init__(self, path: PathLike, compression: Any = None, index: bool = False) -> None:
+    def __init__(self, path: PathLike, compression: Any = None, index: bool = False,
+                 storage_options: StorageOptions = None) -> None:
         self.path = os.fspath(path)
+        self.storage_options = storage_options
         self.compression = compression_for(self.path, compression)
         level = compression.compression_level if isinstance(compression, TFRecordOptions) else None
         self._zip = compressor(self.compression, level)
-        self._target = AtomicFile(self.path)
+        self._target = AtomicFile(self.path, storage_options)
         self._index: Optional[list[tuple[int, int]]] = [] if index else None
         self._offset = 0
         self._closed = False
@@ -72,7 +77,7 @@ class TFRecordWriter:
             raise
         self._target.commit()
         if self._index is not None:
-            write_index(index_path(self.path), self._index)
+            write_index(index_path(self.path), self._index, self.storage_options)
 
     def abort(self) -> None:
         """Discard everything written: the temporary file is removed and nothing is renamed."""

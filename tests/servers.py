@@ -1,0 +1,125 @@
+"""Real servers on 127.0.0.1 for the remote-storage tests and benchmarks: moto's S3 server and an
+HTTP file server with range requests and fault injection (dropped connections, 500s, 403s)."""
+from __future__ import annotations
+
+import http.server
+import re
+import socket
+import threading
+from typing import Any, Optional
+
+
+def start_moto() -> tuple[Any, dict]:
+    """A moto S3 server on a free port of 127.0.0.1, and the s3fs storage_options that reach it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": f"http://{host}:{port}"}}
+    return server, options
+
+
+class Faults:
+    """Which requests go wrong: every ``drop_every``-th GET is cut off after half its body, every
+    ``error_every``-th request (GET or HEAD) answers 500 (paths under /flaky/); under /broken/ every body is cut off,
+    under /short/ every answer is a well-formed response of half the bytes asked for."""
+
+    def __init__(self, drop_every: int = 0, error_every: int = 0) -> None:
+        self.drop_every, self.error_every = drop_every, error_every
+        self.count = self.dropped = self.errors = 0
+        self.lock = threading.Lock()
+
+    def next(self, path: str) -> Optional[str]:
+        """The fault for this request: "drop", "error" or None."""
+        if path.startswith("/broken/"):
+            return "drop"
+        if path.startswith("/short/"):
+            return "short"
+        if not path.startswith("/flaky/"):
+            return None
+        with self.lock:
+            self.count += 1
+            if self.drop_every and self.count % self.drop_every == 0:
+                self.dropped += 1
+                return "drop"
+            if self.error_every and self.count % self.error_every == 0:
+                self.errors += 1
+                return "error"
+        return None
+
+
+class FileServer(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes) with HEAD, GET and single byte ranges; /forbidden/...
+    answers 403; ``faults`` injects failures under /flaky/ and /broken/."""
+
+    daemon_threads = True
+
+    def __init__(self, faults: Optional[Faults] = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.faults = faults or Faults()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FileServer
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        return
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        path = self.path.split("?")[0]
+        if path.startswith("/forbidden/"):
+            return self._status(403)
+        data = self.server.files.get(path)
+        if data is None:
+            return self._status(404)
+        fault = self.server.faults.next(path)
+        if not body and fault != "error":  # HEAD: only a 500 (no body to cut short)
+            fault = None
+        if fault == "error":
+            return self._status(500)
+        start, stop, code = 0, len(data), 200
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if match:
+            start, stop, code = int(match[1]), min(int(match[2]) + 1 if match[2] else len(data), len(data)), 206
+        if fault == "short":  # a server that answers less than the range asked for, cleanly
+            stop = start + (stop - start) // 2
+        self.send_response(code)
+        self.send_header("Content-Length", str(stop - start))
+        self.send_header("Accept-Ranges", "bytes")
+        if code == 206:
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(data)}")
+        self.end_headers()
+        if not body:
+            return
+        if fault == "drop":  # half the body, then the connection is gone
+            self.wfile.write(data[start:start + (stop - start) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(data[start:stop])
+
+    def _status(self, code: int) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
