@@ -43,7 +43,7 @@ def test_tfrecord_benchmark_prints_its_table_without_tensorflow(monkeypatch, cap
 
 @pytest.mark.slow
 def test_csv_benchmark_reads_the_quoted_file_next_to_its_peers(capsys):
-    benchmark = load("csv")
+    benchmark = load("csv_read")
     assert benchmark.main(["--rows", "300", "--repeat", "1", "--methods", "pandas",
                            "--quoted-methods", "pyarrow,csvdataset"]) == 0
     out = capsys.readouterr().out

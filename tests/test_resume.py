@@ -30,20 +30,26 @@ def records(batch):
     return [bytes(record) for record in batch]
 
 
+def drive(loader, ids, stop=None, state=None):
+    """The ids of what ``loader`` yields (from ``state`` when given), and its state after ``stop``
+    batches (then it stops there)."""
+    if state is not None:
+        loader.load_state_dict(state)
+    got = []
+    for number, batch in enumerate(loader):
+        got.extend(ids(batch))
+        if number + 1 == stop:
+            return got, loader.state_dict()
+    return got, None
+
+
 def run(dataset, workers, batch_size, stop=None, state=None, torch_seed=0):
     """The records a StatefulDataLoader yields (from ``state`` when given), and its state after
     ``stop`` batches (then it stops there)."""
     torch.manual_seed(torch_seed)  # the loader's per-epoch seed, for shuffling without seed=
     loader = StatefulDataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                 multiprocessing_context="fork" if workers else None)
-    if state is not None:
-        loader.load_state_dict(state)
-    got = []
-    for number, batch in enumerate(loader):
-        got.extend(records(batch))
-        if number + 1 == stop:
-            return got, loader.state_dict()
-    return got, None
+    return drive(loader, records, stop, state)
 
 
 def corrupt(folder, yielded):
@@ -153,14 +159,7 @@ def run_map(dataset, workers, stop=None, state=None):
     torch.manual_seed(0)
     loader = StatefulDataLoader(dataset, batch_size=4, shuffle=True, num_workers=workers,
                                 multiprocessing_context="fork" if workers else None)
-    if state is not None:
-        loader.load_state_dict(state)
-    got = []
-    for number, batch in enumerate(loader):
-        got.extend(records(batch))
-        if number + 1 == stop:
-            return got, loader.state_dict()
-    return got, None
+    return drive(loader, records, stop, state)
 
 
 def write_csv(path, rows=60, bad=True):
@@ -191,14 +190,7 @@ def csv_ids(item):
 def run_csv(dataset, workers, stop=None, state=None):
     loader = StatefulDataLoader(dataset, batch_size=None if dataset.batch_size else 4, num_workers=workers,
                                 multiprocessing_context="fork" if workers else None)
-    if state is not None:
-        loader.load_state_dict(state)
-    got = []
-    for number, batch in enumerate(loader):
-        got.extend(csv_ids(batch))
-        if number + 1 == stop:
-            return got, loader.state_dict()
-    return got, None
+    return drive(loader, csv_ids, stop, state)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

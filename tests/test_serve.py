@@ -12,7 +12,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from PIL import Image
 from starlette.testclient import TestClient
 
+from polling import until
 from torchstyle import StyleTransfer
 from torchstyle.jobs import Job, JobQueue
 from torchstyle.run import main
@@ -90,20 +90,9 @@ def _events(client, job_id: str, headers=None) -> list[tuple[int, str, dict]]:
     return events
 
 
-def _until(condition, timeout: float = 60.0):
-    """Poll ``condition()`` until it is true (returned) or the deadline passes (fails)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not true within {timeout} s: {condition}")
-
-
 def _running(client, job_id: str) -> dict:
     """Wait until the job has taken at least one step; its summary."""
-    return _until(lambda: (lambda s: s["state"] == "running" and s["step"] > 0 and s)(
+    return until(lambda: (lambda s: s["state"] == "running" and s["step"] > 0 and s)(
         client.get(f"/api/jobs/{job_id}").json()))
 
 
@@ -293,7 +282,7 @@ def test_a_failing_job_posts_its_error_and_the_queue_goes_on():
         failing, fine = Job("me", {"fail": True}), Job("me", {"fail": False})
         queue.submit(failing)
         queue.submit(fine)
-        _until(lambda: fine.state == "done")
+        until(lambda: fine.state == "done")
     finally:
         queue.stop()
     assert failing.state == "failed" and failing.error == "a 9000x9000 px image needs about 80 GiB"
@@ -336,7 +325,7 @@ def test_python_m_torchstyle_serve_listens_on_127_0_0_1(tmp_path):
                     return json.load(reply)
             except OSError:
                 return None
-        assert _until(config)["device"] == "cpu"
+        assert until(config)["device"] == "cpu"
     finally:
         server.terminate()
         _, err = server.communicate(timeout=30)

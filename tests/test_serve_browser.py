@@ -10,13 +10,13 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from polling import until
 from torchstyle import StyleTransfer
 from torchstyle.serve import create_app
 
@@ -33,17 +33,6 @@ pytestmark = [
 ]
 
 
-def _until(condition, timeout: float = 60.0, what: str = "the condition"):
-    """Poll ``condition()`` until it is true (returned) or the deadline passes (fails)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 @pytest.fixture
 def server():
     """The app on a real uvicorn in a thread, on a free port of 127.0.0.1; its base URL."""
@@ -58,7 +47,7 @@ def server():
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
-    _until(lambda: uvicorn_server.started, 30, "uvicorn's start")
+    until(lambda: uvicorn_server.started, 30, "uvicorn's start")
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     uvicorn_server.should_exit = True
     thread.join(30)
@@ -96,7 +85,7 @@ def test_the_page_shows_the_picture_forming_and_downloads_the_result(server, bro
         width, height = picture.size
     expected = (128, round(128 * height / width)) if width >= height else (round(128 * width / height), 128)
     browser.get(server)
-    _until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#style_example option")) > 1, 30,
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#style_example option")) > 1, 30,
            "the examples' list")
     browser.find_element(By.ID, "content").send_keys(str(content))  # two uploads
     browser.find_element(By.ID, "style").send_keys(str(style))
@@ -106,7 +95,7 @@ def test_the_page_shows_the_picture_forming_and_downloads_the_result(server, bro
         field.send_keys(value)
     browser.find_element(By.ID, "start").click()
 
-    job = _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs .job"), 30, "the job's panel")[0]
+    job = until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs .job"), 30, "the job's panel")[0]
     picture, status = job.find_element(By.CLASS_NAME, "picture"), job.find_element(By.CLASS_NAME, "status")
     seen = set()
 
@@ -116,15 +105,15 @@ def test_the_page_shows_the_picture_forming_and_downloads_the_result(server, bro
             seen.add(source)
         return len(seen) >= 3
 
-    _until(changed_twice, 120, "two changes of the picture")
-    _until(lambda: status.text.startswith("done"), 120, "the job's end")
+    until(changed_twice, 120, "two changes of the picture")
+    until(lambda: status.text.startswith("done"), 120, "the job's end")
     assert job.find_element(By.CLASS_NAME, "error").text == ""
     assert browser.find_element(By.ID, "error").text == ""
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
 
     job.find_element(By.CLASS_NAME, "result").click()
-    result = _until(lambda: [p for p in browser.downloads.glob("*.png")], 60, "the download")[0]
+    result = until(lambda: [p for p in browser.downloads.glob("*.png")], 60, "the download")[0]
     with Image.open(result) as downloaded:
         assert downloaded.size == expected
     with Image.open(SCREENSHOT) as screenshot:
@@ -132,7 +121,7 @@ def test_the_page_shows_the_picture_forming_and_downloads_the_result(server, bro
 
     browser.find_element(By.ID, "content").send_keys(str(REPO / "README.md"))  # not an image
     browser.find_element(By.ID, "start").click()
-    message = _until(lambda: browser.find_element(By.ID, "error").text, 30, "the error message")
+    message = until(lambda: browser.find_element(By.ID, "error").text, 30, "the error message")
     assert "the content image is not an image file" in message
     assert len(browser.find_elements(By.CSS_SELECTOR, "#jobs .job")) == 1  # no job was queued
 
@@ -142,14 +131,14 @@ def _start(browser, server: str, steps: str):
     from selenium.webdriver.common.by import By
 
     browser.get(server)
-    _until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#style_example option")) > 1, 30,
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#style_example option")) > 1, 30,
            "the examples' list")
     for name, value in (("size", "64"), ("steps", steps)):
         field = browser.find_element(By.ID, name)
         field.clear()
         field.send_keys(value)
     browser.find_element(By.ID, "start").click()
-    return _until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs .job"), 30, "the job's panel")[0]
+    return until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs .job"), 30, "the job's panel")[0]
 
 
 def test_two_tabs_queue_their_jobs_and_cancel_from_the_page(server, browser):
@@ -160,16 +149,16 @@ def test_two_tabs_queue_their_jobs_and_cancel_from_the_page(server, browser):
 
     long_job = _start(browser, server, "2000")
     first = browser.current_window_handle
-    _until(lambda: status(long_job).startswith("step"), 60, "the first tab's job to run")
+    until(lambda: status(long_job).startswith("step"), 60, "the first tab's job to run")
     browser.switch_to.new_window("tab")
     short_job = _start(browser, server, "4")
-    _until(lambda: status(short_job).startswith("waiting"), 30, "the second tab's place in the queue")
+    until(lambda: status(short_job).startswith("waiting"), 30, "the second tab's place in the queue")
     assert status(short_job) == "waiting: number 1 in the queue"
     second = browser.current_window_handle
     browser.switch_to.window(first)
     long_job.find_element(By.CLASS_NAME, "cancel").click()
-    _until(lambda: status(long_job).startswith("cancelled at step"), 60, "the cancel")
+    until(lambda: status(long_job).startswith("cancelled at step"), 60, "the cancel")
     assert "off" in long_job.find_element(By.CLASS_NAME, "result").get_attribute("class")  # no result
     assert "off" not in long_job.find_element(By.CLASS_NAME, "trace").get_attribute("class")
     browser.switch_to.window(second)
-    _until(lambda: status(short_job) == "done: 4 steps", 60, "the second tab's job")
+    until(lambda: status(short_job) == "done: 4 steps", 60, "the second tab's job")

@@ -10,7 +10,7 @@ its imports, so that the numbers compare methods, not interpreters. CSVDataset a
 quarter of the file: its memory should not grow with the file. The quoted file is read by
 ``--quoted-methods``. Run on demand (never in CI):
 
-    python benchmarks/csv.py [--rows 1000000] [--methods pandas,csvdataset,...] [--quoted-methods pandas,...]
+    python benchmarks/csv_read.py [--rows 1000000] [--methods pandas,csvdataset,...] [--quoted-methods pandas,...]
 """
 from __future__ import annotations
 
