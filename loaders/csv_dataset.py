@@ -21,9 +21,9 @@ import torch
 from torch.utils.data import IterableDataset
 
 from .csv_fast import decode_block_fast
-from .csv_numbers import parse_number
-from .csv_parse import (
-    Column, ColumnValues, RecordSpec, columns_from_defaults, decode_lines, excerpt, split_fields,
+from .csv_parse import Column, ColumnValues, RecordSpec, decode_lines, excerpt, split_fields
+from .csv_schema import (
+    ColumnRef, Sampled, column_index, given_columns, infer_column, is_number, learn_categories, sample_rows,
 )
 from .dtypes import is_string, string
 from .errors import InvalidArgumentError
@@ -37,11 +37,8 @@ logger = logging.getLogger(__name__)
 LOGGED_BAD_ROWS = 10
 
 PathLike = Union[str, "os.PathLike[str]"]
-ColumnRef = Union[str, int]
 #: Decoded rows: a features matrix and a label vector (or None), as numpy arrays.
 Piece = Tuple[np.ndarray, Optional[np.ndarray]]
-#: Rows sampled for type inference: (line number, fields).
-Sampled = List[Tuple[int, List[bytes]]]
 
 
 def _read_split(handle: Any, index: int, size: int, chunk_bytes: int, resume_at: Optional[int] = None) -> Tuple[int, bytes]:
@@ -86,80 +83,6 @@ def _split_lines(block: bytes) -> List[bytes]:
     if block.endswith(b"\n"):
         lines.pop()
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
-
-
-def _is_number(field: bytes, dtype: torch.dtype) -> bool:
-    try:
-        parse_number(field, dtype)
-    except ValueError:
-        return False
-    return True
-
-
-def _infer_column(fields: List[bytes], na_value: bytes) -> Column:
-    """int64 when the sampled numbers are all ints, float32 when not, string when most sampled
-    values are no numbers; required. A few cells that are no number in a numeric column (a
-    typo such as ``1e``) are bad rows, reported as ``file:line`` (or skipped) where they are read."""
-    present = [field for field in fields if field and field != na_value]
-    numbers = [field for field in present if _is_number(field, torch.float32)]
-    if 2 * len(numbers) <= len(present) and present:
-        return Column(string)
-    return Column(torch.int64 if all(_is_number(field, torch.int64) for field in numbers) else torch.float32)
-
-
-def _sample_rows(sample: List[Tuple[int, bytes]], delim: bytes, quote: bool) -> Sampled:
-    """The sampled lines split into fields; blank lines and lines that do not split are left
-    out (a bad row is reported, or skipped, where it is read)."""
-    rows = []
-    for number, line in sample:
-        if line:
-            try:
-                rows.append((number, split_fields(line, delim, quote)))
-            except InvalidArgumentError:
-                continue
-    return rows
-
-
-def _column_index(names: List[str], ref: ColumnRef) -> int:
-    """The index of a column given by name or index."""
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        if not 0 <= ref < len(names):
-            raise ValueError(f"column index {ref} is out of range for {len(names)} columns")
-        return ref
-    if ref not in names:
-        raise ValueError(f"no column named {ref!r}; the columns are {names}")
-    return names.index(ref)
-
-
-def _given_columns(record_defaults: Any, names: List[str]) -> Dict[int, Column]:
-    """The columns whose type ``record_defaults`` gives: a list for all columns, or a dict."""
-    if record_defaults is None:
-        return {}
-    if isinstance(record_defaults, Mapping):
-        indices = [_column_index(names, ref) for ref in record_defaults]
-        return dict(zip(indices, columns_from_defaults(list(record_defaults.values()))))
-    if len(record_defaults) != len(names):
-        raise ValueError(
-            f"record_defaults has {len(record_defaults)} entries but the file has {len(names)} columns "
-            "(give one per column, or a dict from column name to default)"
-        )
-    return dict(enumerate(columns_from_defaults(record_defaults)))
-
-
-def _learn_categories(index: int, sampled: Sampled, where: str, skip: bool) -> Dict[str, int]:
-    """Codes for the distinct sampled values of a column, in sorted order (the same in every worker).
-    A value that is not UTF-8 text is a bad row: an error naming ``where:line``, or left out."""
-    seen = set()
-    for number, fields in sampled:
-        try:
-            seen.add(fields[index].decode("utf-8"))
-        except UnicodeDecodeError as error:
-            if not skip:
-                raise InvalidArgumentError(
-                    f"{where}:{number}: categorical column {index} is not valid UTF-8 (byte {error.start}): "
-                    f"{excerpt(fields[index])}"
-                ) from None
-    return {text: code for code, text in enumerate(sorted(seen - {""}))}
 
 
 class CSVDataset(Epochs, IterableDataset):
@@ -228,22 +151,22 @@ class CSVDataset(Epochs, IterableDataset):
         self._rank = RankCarrier()  # the rank, for DataLoader workers started by spawn or forkserver
         delim, na = field_delim.encode("utf-8"), na_value.encode("utf-8")
         self._header_line, sample = self._head(self.files[0], infer_rows)
-        rows = _sample_rows(sample, delim, use_quote_delim)
+        rows = sample_rows(sample, delim, use_quote_delim)
         self.column_names = self._names(self._header_fields(delim, use_quote_delim) if header
                                         else (rows[0][1] if rows else []), column_names)
         names = self.column_names
         sampled = [(number, fields) for number, fields in rows if len(fields) == len(names)]
-        chosen = [_column_index(names, ref) for ref in select_columns] if select_columns is not None \
+        chosen = [column_index(names, ref) for ref in select_columns] if select_columns is not None \
             else list(range(len(names)))
-        self.label_index = _column_index(names, label_column) if label_column is not None else None
+        self.label_index = column_index(names, label_column) if label_column is not None else None
         self.feature_indices = [index for index in chosen if index != self.label_index]
         used = sorted(set(chosen) | ({self.label_index} if self.label_index is not None else set()))
         codes = self._resolve_categories(categories, used, sampled)
-        given = _given_columns(record_defaults, names)
+        given = given_columns(record_defaults, names)
         columns = []
         for index in used:
             column = given.get(index) or (Column(string) if index in codes else
-                                          _infer_column([fields[index] for _, fields in sampled], na))
+                                          infer_column([fields[index] for _, fields in sampled], na))
             columns.append(self._check_column(index, column, codes, sampled))
         self.categories = {names[index]: mapping for index, mapping in codes.items()}
         self.spec = RecordSpec(
@@ -292,11 +215,11 @@ class CSVDataset(Epochs, IterableDataset):
         items = categories.items() if isinstance(categories, Mapping) else [(ref, None) for ref in categories]
         codes = {}
         for ref, mapping in items:
-            index = _column_index(self.column_names, ref)
+            index = column_index(self.column_names, ref)
             if index not in used:
                 raise ValueError(f"categorical column {ref!r} is not among the selected columns")
             if mapping is None:
-                mapping = _learn_categories(index, sampled, self.files[0], self.on_bad_row == "skip")
+                mapping = learn_categories(index, sampled, self.files[0], self.on_bad_row == "skip")
             codes[index] = {str(text): int(code) for text, code in mapping.items()}
         return codes
 
@@ -306,7 +229,7 @@ class CSVDataset(Epochs, IterableDataset):
         if index not in codes:
             if is_string(column.dtype):
                 texts = [(number, fields[index]) for number, fields in sampled
-                         if fields[index] and not _is_number(fields[index], torch.float32)]
+                         if fields[index] and not is_number(fields[index], torch.float32)]
                 example = f" (such as {excerpt(texts[0][1])} at {self.files[0]}:{texts[0][0]})" if texts else ""
                 raise ValueError(
                     f"column {name!r} holds text{example}: map it to ints with "
