@@ -123,3 +123,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def start_gcs() -> tuple[Any, dict]:
+    """A Google Cloud Storage emulator (PyPI's gcp-storage-emulator, in memory, bucket "data") on a
+    free port of 127.0.0.1, and the gcsfs storage_options that reach it.
+
+    The emulator lacks two things of the real service: GCS's ``objects/move`` call (gcsfs's ``mv``
+    tries it first and falls back to copy + delete only after a minute of retried 501s), added here
+    as the copy + delete it amounts to, inside the server; and gRPC, which gcsfs's experimental
+    filesystem asks for each bucket's type, so the caller must set GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT
+    to false before gcsfs is imported (tests/test_remote_gcs.py does)."""
+    from gcp_storage_emulator import server as emulator
+    from gcp_storage_emulator.handlers import objects
+
+    def move(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
+        params = request.params
+        params["dest_bucket_name"] = params["bucket_name"]
+        objects.copy(request, response, storage)
+        if response.status == 200:
+            objects.delete(request, response, storage)
+
+    route = (rf"^{emulator.settings.API_ENDPOINT}/b/(?P<bucket_name>[-.\w]+)/o/(?P<object_id>.*[^/]+)"
+             r"/moveTo/o/(?P<dest_object_id>.*[^/]+)$", {emulator.POST: move})
+    if route[0] not in (regex for regex, _ in emulator.HANDLERS):
+        emulator.HANDLERS = (route, *emulator.HANDLERS)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="data")
+    server.start()
+    return server, {"endpoint_url": f"http://127.0.0.1:{port}", "token": "anon"}
