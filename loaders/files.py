@@ -7,12 +7,12 @@ fsspec's own configuration (``fsspec.config``, ``FSSPEC_S3_...`` variables). Rem
 large blocks one ahead of the reader (sequential) or single byte ranges (indexed access); every
 request is checked for length and retried with exponential backoff on transient errors
 (connection lost, timeouts, HTTP 5xx and 429), then fails with an error naming the URL.
-Text compression (.gz, .bz2, .xz, .zst; :mod:`loaders.codecs`) is inferred from the suffix where asked. Writes are
+Text compression (.gz, .bz2, .xz, .zst; :mod:`loaders.codecs`) is inferred from the suffix where asked;
+failures are classified in :mod:`loaders.storage_errors`. Writes are
 atomic: to a temporary file or object beside the target, moved into place on commit.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import glob
 import io
@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from loaders.codecs import Decompressed, codec_of
+from loaders.storage_errors import ShortRead, StorageUnavailable, named_error, transient
 
 Paths = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
 StorageOptions = Optional[Mapping[str, Any]]
@@ -36,10 +37,6 @@ BLOCK_SIZE = 16 << 20
 #: The back-end package and this project's extra for each URL scheme that needs one.
 BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
             "http": ("aiohttp", None), "https": ("aiohttp", None), "az": ("adlfs", None), "abfs": ("adlfs", None)}
-
-
-class StorageUnavailable(ConnectionError):
-    """A remote store kept failing (connection errors, timeouts, 5xx, truncated bodies) after every retry."""
 
 
 def is_remote(path: "str | os.PathLike[str]") -> bool:
@@ -69,71 +66,6 @@ def filesystem(url: str, storage_options: StorageOptions = None) -> tuple[Any, s
         raise ImportError(f"{url}: reading {scheme}:// needs {package}: {hint}") from None
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def _status(error: BaseException) -> Optional[int]:
-    """The HTTP status behind an error (aiohttp, botocore), if any."""
-    for cause in _causes(error):
-        status = getattr(cause, "status", None)
-        if isinstance(status, int):
-            return status
-        response = getattr(cause, "response", None)
-        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
-        if isinstance(code, int):
-            return code
-    return None
-
-
-#: Connection failures botocore has already retried (its ``retries`` config): not retried again.
-_RETRIED_BY_BACKEND = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}
-
-
-def _unreachable(error: BaseException) -> bool:
-    return any(type(cause).__name__ in _RETRIED_BY_BACKEND | {"ClientConnectorError"} for cause in _causes(error))
-
-
-def _transient(error: BaseException) -> bool:
-    """Worth retrying: lost connections, timeouts, truncated bodies, HTTP 5xx and 429."""
-    status = _status(error)
-    if status is not None:
-        return status >= 500 or status == 429
-    transient = (ConnectionError, TimeoutError, asyncio.TimeoutError, _ShortRead)
-    for cause in _causes(error):
-        name = type(cause).__name__
-        if name in _RETRIED_BY_BACKEND:
-            return False
-        if isinstance(cause, transient) or name in (
-            "ClientConnectionError", "ClientPayloadError", "ServerDisconnectedError", "ClientOSError", "FSTimeoutError",
-        ):
-            return True
-    return False
-
-
-def _named(url: str, what: str, error: BaseException, attempts: int) -> BaseException:
-    """One error naming the URL: missing, denied, or unavailable after ``attempts`` tries."""
-    root = list(_causes(error))[-1]  # the first failure, e.g. under fsspec's FileNotFoundError(url)
-    cause = f"{type(root).__name__}: {root}"
-    status = _status(error)
-    names = {type(cause).__name__ for cause in _causes(error)}
-    if names & {"NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"}:
-        return PermissionError(f"{url}: no credentials found for {what}: pass them in storage_options "
-                               f"(e.g. key=, secret= for s3://, token= for gs://) or the store's usual config ({cause})")
-    if status in (401, 403) or (status is None and isinstance(error, PermissionError)):
-        return PermissionError(f"{url}: access denied ({what}{f', HTTP {status}' if status else ''}): "
-                               f"check the credentials in storage_options ({cause})")
-    if status == 404 or (status is None and isinstance(error, FileNotFoundError) and not _transient(error)):
-        return FileNotFoundError(f"{url}: no such file or object")
-    if _unreachable(error):
-        return StorageUnavailable(f"{url}: {what} failed: cannot reach the endpoint ({cause})")
-    if _transient(error):
-        return StorageUnavailable(f"{url}: {what} failed after {attempts} attempts: {cause}")
-    return OSError(f"{url}: {what} failed: {cause}")
-
-
 def call(url: str, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)``, retried with exponential backoff on transient errors; any
     failure is re-raised as one error naming ``url`` (what was being done in ``what``)."""
@@ -143,14 +75,10 @@ def call(url: str, what: str, function: Callable[..., Any], *args: Any, **kwargs
         except ImportError:
             raise
         except Exception as error:  # fsspec back-ends raise many types; each is classified here
-            if attempt == RETRY_ATTEMPTS or not _transient(error):
-                raise _named(url, what, error, attempt) from error
+            if attempt == RETRY_ATTEMPTS or not transient(error):
+                raise named_error(url, what, error, attempt) from error
         time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random()))
     raise AssertionError("unreachable")
-
-
-class _ShortRead(Exception):
-    """A response body shorter than the range asked for (a dropped connection)."""
 
 
 def _fetch(url: str, fs: Any, path: str, start: int, stop: int, size: Optional[int]) -> bytes:
@@ -161,7 +89,7 @@ def _fetch(url: str, fs: Any, path: str, start: int, stop: int, size: Optional[i
         if size is not None and len(data) == size != stop - start:
             data = data[start:stop]  # a server that ignored the Range header sent the whole object
         if len(data) != stop - start:
-            raise _ShortRead(f"got {len(data)} of the {stop - start} bytes at byte offset {start}")
+            raise ShortRead(f"got {len(data)} of the {stop - start} bytes at byte offset {start}")
         return data
 
     return call(url, f"reading bytes {start}-{stop}", once) if stop > start else b""
