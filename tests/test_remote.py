@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import logging
 import lzma
 import os
@@ -335,3 +336,29 @@ def test_convert_writes_shards_and_labels_to_s3(s3, tmp_path):
     assert fs.cat(f"{out}/labels.txt"[5:]) == b"cat\ndog\n"
     labels = [int(r["image/class/label"]) for r in TFRecordDataset(paths, storage_options=options, cycle_length=1)]
     assert sorted(labels) == [0, 1] and all(fs.exists(index_path(p)[5:]) for p in paths)
+
+
+def test_convert_reads_the_image_folder_from_s3(s3, tmp_path, caplog):
+    from PIL import Image
+
+    from loaders.tfrecord.convert import convert
+
+    options, fs, bucket = s3
+    photos = prefix(bucket)
+    colours = {"cat/a.png": "red", "cat/deep/b.png": "green", "dog/c.png": "blue"}
+    for name, colour in colours.items():
+        image = io.BytesIO()
+        Image.new("RGB", (4, 3), colour).save(image, format="PNG")
+        fs.pipe(f"{photos}/{name}"[5:], image.getvalue())
+    fs.pipe({f"{photos}/README"[5:]: b"stray", f"{photos}/dog/notes.txt"[5:]: b"not an image"})
+    with caplog.at_level(logging.WARNING):
+        paths = convert(photos, tmp_path, shards=1, storage_options=options)
+    assert "1 files outside class folders" in caplog.text and "dog/notes.txt: not an image suffix" in caplog.text
+    assert (tmp_path / "labels.txt").read_text() == "cat\ndog\n"
+    records = {r["image/filename"][0].decode(): (int(r["image/class/label"]), Image.open(io.BytesIO(r["image/encoded"][0])))
+               for r in TFRecordDataset(paths)}
+    assert sorted(records) == ["a.png", "b.png", "c.png"]
+    assert {name: (label, image.getpixel((0, 0))) for name, (label, image) in records.items()} == {
+        "a.png": (0, (255, 0, 0)), "b.png": (0, (0, 128, 0)), "c.png": (1, (0, 0, 255))}
+    with pytest.raises(FileNotFoundError, match=rf"^{bucket}/nothing-here: no such folder"):
+        convert(f"{bucket}/nothing-here", tmp_path / "none", storage_options=options)
