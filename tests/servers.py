@@ -59,6 +59,7 @@ class FileServer(http.server.ThreadingHTTPServer):
     def __init__(self, faults: Optional[Faults] = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, bytes] = {}
+        self.gets: list[tuple[str, int, int]] = []  # (path, start, stop) of every GET answered, in order
         self.faults = faults or Faults()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -101,6 +102,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
         if match:
             start, stop, code = int(match[1]), min(int(match[2]) + 1 if match[2] else len(data), len(data)), 206
+        if body:
+            self.server.gets.append((path, start, stop))
         if fault == "short":  # a server that answers less than the range asked for, cleanly
             stop = start + (stop - start) // 2
         self.send_response(code)

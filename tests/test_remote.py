@@ -228,6 +228,17 @@ def test_http_streaming_and_indexed_access_through_range_requests(http, tmp_path
     assert len(indexed) == 50 and pairs([indexed[49], indexed[3]]) == [(0, 49), (0, 3)]
 
 
+def test_sequential_reads_start_with_a_small_block_and_double_up_to_the_block_size(http, monkeypatch):
+    monkeypatch.setattr(files, "FIRST_BLOCK_SIZE", 1000)
+    monkeypatch.setattr(files, "BLOCK_SIZE", 4000)
+    http.files["/ramp/data.bin"] = data = os.urandom(15000)
+    del http.gets[:]
+    with files.open_input(http.url("/ramp/data.bin")) as handle:
+        assert handle.read() == data
+    assert [(start, stop) for path, start, stop in http.gets if path == "/ramp/data.bin"] == [
+        (0, 1000), (1000, 3000), (3000, 7000), (7000, 11000), (11000, 15000)]
+
+
 @pytest.mark.slow
 def test_index_command_line_writes_the_index_beside_an_s3_file(s3):
     options, fs, bucket = s3
