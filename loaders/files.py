@@ -121,9 +121,17 @@ def expand_paths(paths_or_glob: Paths, what: str = "dataset", storage_options: S
     return files
 
 
+def _is_pattern(url: str, path: str) -> bool:
+    """Whether a URL is a glob pattern: ``*``, ``?`` or ``[`` in its path (over HTTP, ``*`` or
+    ``[`` before the query string, where ``?`` starts; listed from the server's index pages)."""
+    if url.startswith(("http://", "https://")):
+        return any(char in url.split("?", 1)[0] for char in "*[")
+    return glob.has_magic(path)
+
+
 def _expand_remote(url: str, storage_options: StorageOptions) -> list[str]:
     fs, path = filesystem(url, storage_options)
-    if glob.has_magic(path) and not url.startswith(("http://", "https://")):
+    if _is_pattern(url, path):
         found = call(url, "listing", fs.glob, path, detail=True)
         matched = sorted(name for name, info in found.items() if info.get("type", "file") == "file")
         if not matched:

@@ -51,8 +51,9 @@ class Faults:
 
 
 class FileServer(http.server.ThreadingHTTPServer):
-    """Serves ``files`` (URL path -> bytes) with HEAD, GET and single byte ranges; /forbidden/...
-    answers 403; ``faults`` injects failures under /flaky/ and /broken/."""
+    """Serves ``files`` (URL path -> bytes) with HEAD, GET and single byte ranges, and an index
+    page for a folder's URL; /forbidden/... answers 403; ``faults`` injects failures under /flaky/
+    and /broken/."""
 
     daemon_threads = True
 
@@ -91,6 +92,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/forbidden/"):
             return self._status(403)
         data = self.server.files.get(path)
+        if data is None and path.endswith("/") and body:
+            data = self._index_page(path)
         if data is None:
             return self._status(404)
         fault = self.server.faults.next(path)
@@ -121,6 +124,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(data[start:stop])
+
+    def _index_page(self, folder: str) -> Optional[bytes]:
+        """An HTML page linking the files right under ``folder``, as ``python -m http.server`` or
+        nginx's autoindex serve one; None where there are none."""
+        names = sorted({path[len(folder):].split("/")[0] for path in self.server.files if path.startswith(folder)})
+        if not names:
+            return None
+        return "".join(f'<a href="{name}">{name}</a>\n' for name in names).encode()
 
     def _status(self, code: int) -> None:
         self.send_response(code)

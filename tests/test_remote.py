@@ -239,6 +239,20 @@ def test_sequential_reads_start_with_a_small_block_and_double_up_to_the_block_si
         (0, 1000), (1000, 3000), (3000, 7000), (7000, 11000), (11000, 15000)]
 
 
+def test_http_globs_are_listed_from_the_servers_index_pages(http, tmp_path):
+    write_tfrecords(str(tmp_path), files_=2)
+    for f in range(2):
+        http.files[f"/listed/part-{f}.tfrecord"] = (tmp_path / f"part-{f}.tfrecord").read_bytes()
+    http.files["/listed/notes.txt"] = b"not a record"
+    dataset = TFRecordDataset(http.url("/listed/*.tfrecord"), FEATURES, cycle_length=1)
+    assert dataset.files == [http.url(f"/listed/part-{f}.tfrecord") for f in range(2)]
+    assert pairs(dataset) == expected(2)
+    http.files["/query/part.tfrecord"] = (tmp_path / "part-0.tfrecord").read_bytes()
+    assert files.expand_paths(http.url("/query/part.tfrecord?sig=1")) == [http.url("/query/part.tfrecord?sig=1")]
+    with pytest.raises(FileNotFoundError, match=r"/unlisted/\*\.tfrecord: no object matches this pattern$"):
+        TFRecordDataset(http.url("/unlisted/*.tfrecord"))
+
+
 @pytest.mark.slow
 def test_index_command_line_writes_the_index_beside_an_s3_file(s3):
     options, fs, bucket = s3
