@@ -32,6 +32,9 @@ from torch.utils.data import ChainDataset, DataLoader
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 
+# Run as a script, this folder is first on sys.path, and its tfrecord.py would shadow the package.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 

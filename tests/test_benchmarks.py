@@ -61,3 +61,13 @@ def test_remote_benchmark_prints_its_rows_on_a_tiny_file():
     assert done.returncode == 0, done.stderr
     for row in ("S3 (moto)   raw read (fsspec)", "S3 (moto)   iter_records", "HTTP        TFRecordDataset"):
         assert row in done.stdout
+
+
+@pytest.mark.slow
+def test_images_benchmark_runs_as_a_script_next_to_the_tfrecord_package(tmp_path):
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "images.py"), "--images", "24", "--batch", "4",
+                           "--repeat", "1", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "tfrecord package" in done.stdout and "ceiling" in done.stdout
