@@ -26,6 +26,7 @@ import os
 import threading
 from typing import Any, BinaryIO, Iterable, Iterator, List, Optional, Tuple, Union
 
+from .codecs import Decompressed
 from .errors import DataLossError, InvalidArgumentError, NotFoundError, OpError
 from .files import StorageOptions, open_input
 
@@ -217,7 +218,8 @@ class FixedLengthRecordReader(ReaderBase):
     def _open(self, path: bytes) -> Iterator[Record]:
         name = os.fsdecode(path)
         with self.open_file(path) as raw:
-            yield from self._records_of(path, name, _decompressed(raw, self.encoding, name))
+            stream = io.BufferedReader(Decompressed(raw, self.encoding, name), _CHUNK) if self.encoding else raw
+            yield from self._records_of(path, name, stream)
 
     def _records_of(self, path: bytes, name: str, stream: BinaryIO) -> Iterator[Record]:
         """Slide over the stream: ``buf[off:]`` holds the bytes from the next record's offset on."""
@@ -267,26 +269,6 @@ def _skip(stream: BinaryIO, count: int) -> int:
             break
         skipped += len(chunk)
     return skipped
-
-
-def _decompressed(raw: BinaryIO, encoding: str, name: str) -> BinaryIO:
-    """``raw`` itself, or a buffered reader of its GZIP/ZLIB-decompressed bytes."""
-    if not encoding:
-        return raw
-    from .tfrecord.format import _Inflater  # the one inflater (concatenated streams, DataLossError)
-
-    class _Raw(io.RawIOBase):
-        def __init__(self) -> None:
-            super().__init__()
-            self._inflater = _Inflater(raw, encoding, name)
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, view: Any) -> int:
-            return self._inflater.readinto(memoryview(view).cast("B"))
-
-    return io.BufferedReader(_Raw(), _CHUNK)
 
 
 class WholeFileReader(ReaderBase):

@@ -157,6 +157,25 @@ def test_a_truncated_gzip_csv_is_a_data_loss_error_naming_the_file(tmp_path):
         read_all_lines(loaders.TextLineReader(), [str(tmp_path / "cut.csv.gz")])
 
 
+@pytest.mark.parametrize("suffix", CODECS)
+def test_concatenated_compressed_streams_read_whole_and_a_cut_one_names_the_codec(tmp_path, suffix):
+    """Two streams of one codec back to back read as their concatenation through small reads (the
+    output bounded by each read, bz2/xz holding input between reads); cut short, the file is a
+    DataLossError naming it, the codec and the uncompressed byte offset."""
+    data = (CSV * 400).encode()
+    packed = CODECS[suffix](data) * 2
+    path = tmp_path / f"twice.csv{suffix}"
+    path.write_bytes(packed)
+    with files.open_input(str(path), compression="infer") as handle:
+        assert b"".join(iter(lambda: handle.read(1000), b"")) == data * 2
+    path.write_bytes(packed[:-10])
+    codec = files.codec_of(str(path))
+    with pytest.raises(DataLossError, match=rf"twice\.csv\{suffix}: truncated {codec} stream at uncompressed byte "
+                                            r"offset \d+: expected the end-of-stream marker$"):
+        with files.open_input(str(path), compression="infer") as handle:
+            handle.read()
+
+
 def read_all_lines(reader, urls):
     """Every record ``reader`` reads from a one-epoch queue of ``urls``."""
     queue = loaders.string_input_producer(urls, num_epochs=1, shuffle=False)

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Iterator, Optional, Union
 import crc32c
 import numpy as np
 
+from loaders.codecs import ZLIB_WBITS, Decompressed
 from loaders.errors import DataLossError, InvalidArgumentError
 from loaders.files import StorageOptions, open_input, stream_size
 from loaders.tfrecord.wire import excerpt
@@ -42,7 +43,6 @@ _KNOWN_LENGTHS_MAX = 4096
 _TRUSTED_LENGTH = 64 << 20
 # zlib settings of TensorFlow's ZlibCompressionOptions, so compressed files are byte-identical.
 _TF_MEM_LEVEL = 9
-_WBITS = {"ZLIB": zlib.MAX_WBITS, "GZIP": zlib.MAX_WBITS | 16}
 
 
 def mask_crc(crc: int) -> int:
@@ -141,68 +141,8 @@ def compressor(compression: str, level: Optional[int] = None) -> Any:
     if not compression:
         return None
     return zlib.compressobj(
-        zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, _WBITS[compression], _TF_MEM_LEVEL
+        zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, ZLIB_WBITS[compression], _TF_MEM_LEVEL
     )
-
-
-class _Inflater:
-    """``readinto`` over the decompressed bytes of a ZLIB or GZIP file (concatenated streams too)."""
-
-    def __init__(self, raw: BinaryIO, compression: str, name: str) -> None:
-        self._raw, self._compression, self._name = raw, compression, name
-        self._wbits = _WBITS[compression]
-        self._inflate = zlib.decompressobj(self._wbits)
-        self._pending = b""
-        self._produced = 0
-        self._started = False
-        self._seekable = raw.seekable()
-
-    def available(self, wanted: int) -> Optional[int]:
-        """How many of the next ``wanted`` bytes the stream holds, found by inflating ahead into a
-        scratch buffer and then rewinding (None where the file cannot be rewound, e.g. a pipe).
-        A length field can claim far more than a file holds; this tells without buffering it."""
-        if not self._seekable:
-            return None
-        state = (self._raw.tell(), self._pending, self._inflate.copy(), self._produced, self._started)
-        scratch = memoryview(bytearray(min(wanted, _CHUNK)))
-        got = 0
-        try:
-            while got < wanted:
-                step = self.readinto(scratch[: min(len(scratch), wanted - got)])
-                if not step:
-                    break
-                got += step
-        finally:
-            position, self._pending, self._inflate, self._produced, self._started = state
-            self._raw.seek(position)
-        return got
-
-    def readinto(self, view: memoryview) -> int:
-        while True:
-            if not self._pending:
-                self._pending = self._raw.read(_CHUNK)
-                if not self._pending:
-                    if self._started and not self._inflate.eof:
-                        raise DataLossError(
-                            f"{self._name}: truncated {self._compression} stream at byte offset {self._produced}: "
-                            "expected the end-of-stream marker"
-                        )
-                    return 0
-            if self._inflate.eof:  # another stream follows the one that ended
-                self._inflate = zlib.decompressobj(self._wbits)
-            self._started = True
-            try:
-                out = self._inflate.decompress(self._pending, len(view))
-            except zlib.error as exc:
-                raise DataLossError(
-                    f"{self._name}: corrupt {self._compression} stream at byte offset {self._produced}: "
-                    f"expected valid compressed data ({exc})"
-                ) from None
-            self._pending = self._inflate.unconsumed_tail or self._inflate.unused_data
-            if out:
-                view[: len(out)] = out
-                self._produced += len(out)
-                return len(out)
 
 
 def iter_records(
@@ -228,7 +168,7 @@ def iter_records(
         raise InvalidArgumentError(f"{name}: bad byte range start={start}, stop={stop}: expected 0 <= start <= stop")
     with open_input(name, storage_options, buffering=0, end=stop) as raw:
         if kind:
-            yield from _frames(name, _Inflater(raw, kind, name), None, verify)
+            yield from _frames(name, Decompressed(raw, kind, name), None, verify)
             return
         file_size = stream_size(raw)
         if file_size is None:  # a pipe or a device: read on to its end
