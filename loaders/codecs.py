@@ -120,6 +120,8 @@ class Decompressed(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
 def codec_of(path: str, compression: Optional[str] = "infer") -> Optional[str]:
     """The text compression of ``path``: from its suffix (``"infer"``), or ``compression`` itself;
     None for plain files. A codec whose package is missing is an error naming the extra."""
