@@ -32,10 +32,8 @@ StorageOptions = Optional[Mapping[str, Any]]
 #: Attempts per remote request, and the first pause between them (doubled after each failure).
 RETRY_ATTEMPTS = 6
 RETRY_BACKOFF_S = 0.1
-#: Bytes per sequential remote request (one more is fetched ahead while the reader parses); the
-#: first request of a run is FIRST_BLOCK_SIZE, each next one twice the last, so parsing starts soon.
+#: Bytes per sequential remote request (one more is fetched ahead while the reader parses).
 BLOCK_SIZE = 16 << 20
-FIRST_BLOCK_SIZE = 1 << 20
 #: The back-end package and this project's extra for each URL scheme that needs one.
 BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
             "http": ("aiohttp", None), "https": ("aiohttp", None), "az": ("adlfs", None), "abfs": ("adlfs", None)}
@@ -170,9 +168,8 @@ def read_bytes(path: str, storage_options: StorageOptions = None) -> bytes:
 
 
 class RemoteReader(io.RawIOBase):
-    """A seekable raw reader of a remote object: up to ``block_size`` bytes per request (growing
-    from FIRST_BLOCK_SIZE), the next block fetched in a background thread while the current one
-    is read (sequential reads only)."""
+    """A seekable raw reader of a remote object: ``block_size`` bytes per request, the next
+    block fetched in a background thread while the current one is read (sequential reads only)."""
 
     def __init__(self, url: str, storage_options: StorageOptions = None, block_size: Optional[int] = None,
                  end: Optional[int] = None) -> None:
@@ -201,8 +198,8 @@ class RemoteReader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def _block(self, start: int, length: int) -> bytes:
-        return _fetch(self.url, self._fs, self._path, start, min(start + length, self._end), self.size)
+    def _block(self, start: int) -> bytes:
+        return _fetch(self.url, self._fs, self._path, start, min(start + self.block_size, self._end), self.size)
 
     def _fill(self) -> None:
         sequential = self._pos == self._start + len(self._buf)
@@ -212,13 +209,12 @@ class RemoteReader(io.RawIOBase):
         else:
             if ahead is not None:
                 ahead[1].cancel()
-            self._buf = self._block(self._pos, min(FIRST_BLOCK_SIZE, self.block_size))
+            self._buf = self._block(self._pos)
         self._start = self._pos
         following = self._start + len(self._buf)
         if sequential and following < self._end:
             self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix="loaders-readahead")
-            length = min(self.block_size, 2 * len(self._buf))
-            self._ahead = (following, self._pool.submit(self._block, following, length))
+            self._ahead = (following, self._pool.submit(self._block, following))
 
     def readinto(self, view: Any) -> int:
         if self._pos >= self._end:

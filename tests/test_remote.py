@@ -247,15 +247,14 @@ def test_http_streaming_and_indexed_access_through_range_requests(http, tmp_path
     assert len(indexed) == 50 and pairs([indexed[49], indexed[3]]) == [(0, 49), (0, 3)]
 
 
-def test_sequential_reads_start_with_a_small_block_and_double_up_to_the_block_size(http, monkeypatch):
-    monkeypatch.setattr(files, "FIRST_BLOCK_SIZE", 1000)
+def test_sequential_reads_fetch_each_block_once_in_block_size_ranges(http, monkeypatch):
     monkeypatch.setattr(files, "BLOCK_SIZE", 4000)
-    http.files["/ramp/data.bin"] = data = os.urandom(15000)
+    http.files["/blocks/data.bin"] = data = os.urandom(15000)
     del http.gets[:]
-    with files.open_input(http.url("/ramp/data.bin")) as handle:
+    with files.open_input(http.url("/blocks/data.bin")) as handle:
         assert handle.read() == data
-    assert [(start, stop) for path, start, stop in http.gets if path == "/ramp/data.bin"] == [
-        (0, 1000), (1000, 3000), (3000, 7000), (7000, 11000), (11000, 15000)]
+    assert [(start, stop) for path, start, stop in http.gets if path == "/blocks/data.bin"] == [
+        (0, 4000), (4000, 8000), (8000, 12000), (12000, 15000)]
 
 
 def test_http_globs_are_listed_from_the_servers_index_pages(http, tmp_path):
