@@ -1,10 +1,13 @@
-"""Real servers on 127.0.0.1 for the remote-storage tests and benchmarks: moto's S3 server and an
-HTTP file server with range requests and fault injection (dropped connections, 500s, 403s)."""
+"""Real servers on 127.0.0.1 for the remote-storage tests and benchmarks: moto's S3 server, a
+Google Cloud Storage emulator, and an HTTP file server with range requests and fault injection
+(dropped connections, 500s, 403s)."""
 from __future__ import annotations
 
 import http.server
+import os
 import re
 import socket
+import sys
 import threading
 from typing import Any, Optional
 
@@ -146,8 +149,13 @@ def start_gcs() -> tuple[Any, dict]:
     The emulator lacks two things of the real service: GCS's ``objects/move`` call (gcsfs's ``mv``
     tries it first and falls back to copy + delete only after a minute of retried 501s), added here
     as the copy + delete it amounts to, inside the server; and gRPC, which gcsfs's experimental
-    filesystem asks for each bucket's type, so the caller must set GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT
-    to false before gcsfs is imported (tests/test_remote_gcs.py does)."""
+    filesystem asks for each bucket's type: GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false turns that off,
+    set here before gcsfs is imported."""
+    if "gcsfs" not in sys.modules:
+        os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+    elif os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "true").lower() in ("true", "1"):
+        raise RuntimeError("gcsfs was imported with GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT on: it would ask the emulator "
+                           "for gRPC; start the emulator before gcsfs is imported")
     from gcp_storage_emulator import server as emulator
     from gcp_storage_emulator.handlers import objects
 

@@ -1,5 +1,6 @@
-"""Remote storage through loaders.files, against real servers on 127.0.0.1: moto's S3 server and
-an HTTP file server with range requests (tests/servers.py). TFRecord and CSV datasets, the TF1
+"""Remote storage through loaders.files, against real servers on 127.0.0.1: moto's S3 server, a
+GCS emulator (gcp-storage-emulator, through gcsfs) and an HTTP file server with range requests
+(tests/servers.py); the tests that hold for any object store run on both stores. TFRecord and CSV datasets, the TF1
 readers, the atomic writer, globs, index files beside remote files, exactly-once over DataLoader
 workers, memory://, the command line, and one clear error naming the URL for each bad input."""
 from __future__ import annotations
@@ -29,7 +30,7 @@ from loaders.tfrecord import (
     FixedLenFeature, IndexedTFRecordDataset, TFRecordDataset, TFRecordWriter, index_path, iter_records,
 )
 
-from servers import FileServer, start_moto
+from servers import FileServer, start_gcs, start_moto
 
 FEATURES = {"file": FixedLenFeature([], torch.int64), "n": FixedLenFeature([], torch.int64)}
 CODECS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".zst": zstandard.compress}
@@ -45,6 +46,21 @@ def s3():
     fs.mkdir("data")
     yield options, fs, "s3://data"
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def gcs():
+    """(storage_options, gcsfs filesystem, bucket URL) of the bucket of a GCS emulator."""
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
+    server, options = start_gcs()
+    yield options, fsspec.filesystem("gs", **options), "gs://data"
+    server.stop()
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def store(request):
+    """Each object store in turn: moto's S3 and the GCS emulator, as ``(options, fs, bucket URL)``."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +99,8 @@ def expected(files_=3, per_file=20) -> list[tuple[int, int]]:
     return [(f, n) for f in range(files_) for n in range(per_file + f)]
 
 
-def test_tfrecord_dataset_reads_an_s3_glob(s3):
-    options, _, bucket = s3
+def test_tfrecord_dataset_reads_a_remote_glob(store):
+    options, _, bucket = store
     folder = prefix(bucket)
     write_tfrecords(folder, options)
     dataset = TFRecordDataset(f"{folder}/*.tfrecord", FEATURES, storage_options=options, cycle_length=1)
@@ -92,20 +108,21 @@ def test_tfrecord_dataset_reads_an_s3_glob(s3):
     assert pairs(dataset) == expected()
 
 
-def test_indexed_dataset_finds_the_index_beside_the_s3_file_and_reads_byte_ranges(s3):
-    options, fs, bucket = s3
+def test_indexed_dataset_finds_the_index_beside_the_remote_file_and_reads_byte_ranges(store):
+    options, fs, bucket = store
     folder = prefix(bucket)
     with_index, without = write_tfrecords(folder, options, files_=2, index=True)[:2]
-    fs.rm(index_path(without)[len("s3://"):])
+    fs.rm(index_path(without)[5:])
     dataset = IndexedTFRecordDataset([with_index, without], FEATURES, storage_options=options)
-    assert fs.exists(index_path(without)[len("s3://"):])  # created beside the remote file
+    fs.invalidate_cache()
+    assert fs.exists(index_path(without)[5:])  # created beside the remote file
     assert len(dataset) == 41
     assert pairs(dataset[i] for i in (40, 0, 19, 20)) == [(1, 20), (0, 0), (0, 19), (1, 0)]
     assert pairs(pickle.loads(pickle.dumps(dataset))[i] for i in range(len(dataset))) == expected(2)
 
 
-def test_one_indexed_s3_file_split_over_two_workers_by_byte_range_is_read_exactly_once(s3):
-    options, _, bucket = s3
+def test_one_indexed_remote_file_split_over_two_workers_by_byte_range_is_read_exactly_once(store):
+    options, _, bucket = store
     (url,) = write_tfrecords(prefix(bucket), options, files_=1, per_file=500, index=True)
     loader = DataLoader(TFRecordDataset(url, FEATURES, storage_options=options), batch_size=None, num_workers=2,
                         multiprocessing_context="fork")
@@ -114,8 +131,8 @@ def test_one_indexed_s3_file_split_over_two_workers_by_byte_range_is_read_exactl
 
 
 @pytest.mark.slow
-def test_s3_csv_over_two_spawned_workers_is_read_exactly_once(s3):
-    options, fs, bucket = s3
+def test_remote_csv_over_two_spawned_workers_is_read_exactly_once(store):
+    options, fs, bucket = store
     folder = prefix(bucket)
     fs.pipe({f"{folder}/plain.csv"[5:]: CSV.encode(), f"{folder}/packed.csv.gz"[5:]: gzip.compress(CSV.encode())})
     dataset = CSVDataset_of(f"{folder}/*.csv*", options, chunk_bytes=500)
@@ -129,11 +146,11 @@ def CSVDataset_of(urls, options, **kwargs):
 
 
 @pytest.mark.parametrize("suffix", ["", *CODECS])
-def test_csv_dataset_reads_plain_and_compressed_files_from_s3(s3, suffix):
-    options, fs, bucket = s3
+def test_csv_dataset_reads_plain_and_compressed_remote_files(store, suffix):
+    options, fs, bucket = store
     url = f"{prefix(bucket)}/heart.csv{suffix}"
     data = CSV.encode()
-    fs.pipe(url[len("s3://"):], CODECS[suffix](data) if suffix else data)
+    fs.pipe(url[5:], CODECS[suffix](data) if suffix else data)
     dataset = CSVDataset_of(url, options, chunk_bytes=700)
     rows = [(features.tolist(), int(label)) for features, label in dataset]
     assert rows == [([float(i), i * 0.5], i % 3) for i in range(300)]
@@ -192,8 +209,8 @@ def read_all_lines(reader, urls):
         coord.join(threads)
 
 
-def test_tf1_readers_read_s3_urls_from_a_filename_queue(s3):
-    options, fs, bucket = s3
+def test_tf1_readers_read_remote_urls_from_a_filename_queue(store):
+    options, fs, bucket = store
     folder = prefix(bucket)
     fs.pipe({f"{folder}/lines.txt.gz"[5:]: gzip.compress(b"head\none\ntwo\n"), f"{folder}/fixed.bin"[5:]: b"abcdef"})
     (record_url,) = write_tfrecords(folder, options, files_=1, per_file=2)
@@ -211,8 +228,8 @@ def test_tf1_readers_read_s3_urls_from_a_filename_queue(s3):
         read_all_lines(loaders.WholeFileReader(storage_options=options), [f"{folder}/absent.bin"])
 
 
-def test_writer_exception_leaves_nothing_on_s3(s3):
-    options, fs, bucket = s3
+def test_writer_exception_leaves_nothing_on_the_store(store):
+    options, fs, bucket = store
     folder = prefix(bucket)
     with pytest.raises(RuntimeError, match="boom"):
         with TFRecordWriter(f"{folder}/out.tfrecord", index=True, storage_options=options) as writer:
@@ -293,17 +310,18 @@ def test_storage_options_flags_nest_dotted_keys_and_read_json_values():
         files.parse_storage_options(["anon"])
 
 
-def test_missing_object_and_bucket_name_the_url(s3):
-    options, _, bucket = s3
-    with pytest.raises(FileNotFoundError, match=r"^s3://data/absent\.tfrecord: no such file or object$"):
+def test_missing_object_and_bucket_name_the_url(store):
+    options, _, bucket = store
+    scheme = bucket.split("://")[0]
+    with pytest.raises(FileNotFoundError, match=rf"^{scheme}://data/absent\.tfrecord: no such file or object$"):
         TFRecordDataset(f"{bucket}/absent.tfrecord", storage_options=options)
-    with pytest.raises(FileNotFoundError, match=r"^s3://no-such-bucket/x\.tfrecord: no such file or object$"):
-        TFRecordDataset("s3://no-such-bucket/x.tfrecord", storage_options=options)
+    with pytest.raises(FileNotFoundError, match=rf"^{scheme}://no-such-bucket/x\.tfrecord: no such file or object$"):
+        TFRecordDataset(f"{scheme}://no-such-bucket/x.tfrecord", storage_options=options)
 
 
-def test_a_glob_matching_nothing_names_the_pattern(s3):
-    options, _, bucket = s3
-    with pytest.raises(FileNotFoundError, match=r"^s3://data/\*\.nothing: no object matches this pattern$"):
+def test_a_glob_matching_nothing_names_the_pattern(store):
+    options, _, bucket = store
+    with pytest.raises(FileNotFoundError, match=rf"^{bucket}/\*\.nothing: no object matches this pattern$"):
         loaders.CSVDataset(f"{bucket}/*.nothing", storage_options=options)
 
 
@@ -364,12 +382,12 @@ def test_file_urls_are_local_paths(tmp_path):
     assert dataset.files == [str(tmp_path / "part-0.tfrecord")] and pairs(dataset) == expected(1)
 
 
-def test_convert_writes_shards_and_labels_to_s3(s3, tmp_path):
+def test_convert_writes_shards_and_labels_to_the_store(store, tmp_path):
     from PIL import Image
 
     from loaders.tfrecord.convert import convert
 
-    options, fs, bucket = s3
+    options, fs, bucket = store
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         Image.new("RGB", (4, 3), label == "cat" and "red" or "blue").save(tmp_path / label / "a.png")
@@ -381,12 +399,12 @@ def test_convert_writes_shards_and_labels_to_s3(s3, tmp_path):
     assert sorted(labels) == [0, 1] and all(fs.exists(index_path(p)[5:]) for p in paths)
 
 
-def test_convert_reads_the_image_folder_from_s3(s3, tmp_path, caplog):
+def test_convert_reads_the_image_folder_from_the_store(store, tmp_path, caplog):
     from PIL import Image
 
     from loaders.tfrecord.convert import convert
 
-    options, fs, bucket = s3
+    options, fs, bucket = store
     photos = prefix(bucket)
     colours = {"cat/a.png": "red", "cat/deep/b.png": "green", "dog/c.png": "blue"}
     for name, colour in colours.items():
