@@ -1,15 +1,21 @@
-"""Transforms for image features (``image/encoded``): decode, and decode with a random crop.
+"""Transforms for image features (``image/encoded``): decode, decode a crop window, and decode with a random crop.
 
 ``DecodeImage`` turns encoded bytes into a ``uint8`` ``[channels, height, width]`` tensor with
 ``torchvision.io`` (libjpeg-turbo, libpng, ...), or on a CUDA device with nvJPEG, where a batch
 (a list or a :class:`~loaders.tfrecord.batches.RaggedBytes`) is decoded in one call.
 
+``decode_and_crop_jpeg`` is TF's ``tf.io.decode_and_crop_jpeg``: it decodes only a crop window
+of a JPEG with libjpeg-turbo's partial decoding (``_jpeg.c``, an optional C extension: the rows
+above the window are skipped, decoding stops after its last row, and only the iMCU columns that
+hold it are decoded), optionally at 1/2, 1/4 or 1/8 scale, with TF's pixels.
+
 ``RandomResizedCropJPEG`` is torchvision's ``RandomResizedCrop`` (same parameters, same random
 draws from torch's generator) plus a random horizontal flip, that decodes only what the crop
-needs, as TF's ``decode_and_crop_jpeg`` does: the crop is drawn from the size in the JPEG
-header, and when the crop is at least twice the output size each way the JPEG is decoded at
-1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, through PIL's draft mode), which makes the
-decode 2-6x cheaper; otherwise the whole image is decoded by torchvision. Use them as a
+needs: the crop is drawn from the size in the JPEG header, and when the crop is at least twice
+the output size each way the JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT
+scaling), which makes the decode 2-6x cheaper. With the C extension only the crop window is
+decoded, its pixels those of torchvision's whole-image decode at the same scale; without it the
+whole image is decoded, reduced through PIL's draft mode, else by torchvision. Use them as a
 dataset's ``transform``::
 
     crop = RandomResizedCropJPEG(224)
@@ -34,9 +40,15 @@ from torchvision.transforms.v2 import functional as F
 from loaders.errors import InvalidArgumentError
 from loaders.tfrecord.batches import RaggedBytes
 
+try:
+    from loaders.tfrecord import _jpeg
+except ImportError:  # built without a compiler or libjpeg's headers: whole images are decoded
+    _jpeg = None
+
 Encoded = Union[bytes, bytearray, memoryview, torch.Tensor]
 _JPEG = b"\xff\xd8"
 _REDUCTIONS = (8, 4, 2)  # libjpeg's DCT scaling factors, the largest first
+_FAST_DCT = {"": False, "INTEGER_ACCURATE": False, "INTEGER_FAST": True}
 
 
 def _as_tensor(data: Encoded) -> torch.Tensor:
@@ -72,12 +84,15 @@ class DecodeImage:
 class RandomResizedCropJPEG:
     """``RandomResizedCrop(size, scale, ratio)`` and a horizontal flip with probability ``flip``,
     decoding an encoded image only as far as the crop needs (see the module's text): a
-    ``uint8`` RGB tensor ``[3, *size]``. ``reduced=False`` always decodes the whole image."""
+    ``uint8`` RGB tensor ``[3, *size]``. ``reduced=False`` decodes at full size, ``partial=False``
+    decodes the whole image even where the C extension could decode the crop window alone."""
 
     def __init__(self, size: Union[int, Sequence[int]], scale: Sequence[float] = (0.08, 1.0),
-                 ratio: Sequence[float] = (3 / 4, 4 / 3), flip: float = 0.5, reduced: bool = True) -> None:
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), flip: float = 0.5, reduced: bool = True,
+                 partial: bool = True) -> None:
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.scale, self.ratio, self.flip, self.reduced = tuple(scale), tuple(ratio), flip, reduced
+        self.partial = partial and _jpeg is not None
         self._decode = DecodeImage()
 
     def reduction(self, crop_height: int, crop_width: int) -> int:
@@ -97,13 +112,17 @@ class RandomResizedCropJPEG:
         full_width, full_height = size
         shape = torch.empty(1).expand(3, full_height, full_width)  # get_params reads only the shape
         top, left, height, width = RandomResizedCrop.get_params(shape, list(self.scale), list(self.ratio))
-        factor = self.reduction(height, width) if self.reduced and raw[:2] == _JPEG else 1
-        if factor > 1:
+        jpeg = raw[:2] == _JPEG
+        factor = self.reduction(height, width) if self.reduced and jpeg else 1
+        if self.partial and jpeg:  # the window alone, scaled by libjpeg, in torchvision's pixels
+            scaled = (-(-full_height // factor), -(-full_width // factor))  # libjpeg rounds up
+            window = _scale_window((top, left, height, width), (full_height, full_width), scaled)
+            image = _decode_window(raw, window, factor, 3, fast=False, context=True).permute(2, 0, 1)
+            top, left, height, width = 0, 0, window[2], window[3]
+        elif factor > 1:
             image = _decode_reduced(header or _open(raw), factor)
-            scale_y, scale_x = image.shape[1] / full_height, image.shape[2] / full_width
-            top, left = min(int(top * scale_y), image.shape[1] - 1), min(int(left * scale_x), image.shape[2] - 1)
-            height = max(1, min(round(height * scale_y), image.shape[1] - top))
-            width = max(1, min(round(width * scale_x), image.shape[2] - left))
+            top, left, height, width = _scale_window((top, left, height, width), (full_height, full_width),
+                                                     tuple(image.shape[1:]))
         else:
             image = self._decode(raw)
         image = F.resized_crop(image, top, left, height, width, list(self.size),
@@ -126,6 +145,62 @@ class RandomResizedCropJPEG:
                                    interpolation=InterpolationMode.BILINEAR, antialias=True)
             out.append(image.flip(-1) if self.flip and torch.rand(()) < self.flip else image)
         return torch.stack(out)
+
+
+def decode_and_crop_jpeg(contents: Encoded, crop_window: Sequence[int], channels: int = 3, ratio: int = 1,
+                         dct_method: str = "") -> torch.Tensor:
+    """TF's ``tf.io.decode_and_crop_jpeg``: the ``crop_window`` ``[y, x, height, width]`` of a JPEG
+    (in the pixels of the image scaled by 1/``ratio``: 1, 2, 4 or 8), decoding only that window,
+    as a ``uint8`` ``[channels, height, width]`` tensor: RGB (3) or luminance (1). ``dct_method``:
+    ``"INTEGER_FAST"`` (TF's default for ``""``) or ``"INTEGER_ACCURATE"`` (ours for ``""``, as
+    torchvision decodes). Bad data or a window outside the image raise ``InvalidArgumentError``."""
+    raw = bytes(contents.numpy()) if isinstance(contents, torch.Tensor) else contents
+    window = tuple(int(v) for v in crop_window)
+    if len(window) != 4:
+        raise InvalidArgumentError(f"crop_window must be [y, x, height, width], not {list(crop_window)}")
+    if channels not in (1, 3) or ratio not in (1, 2, 4, 8) or dct_method not in _FAST_DCT:
+        raise InvalidArgumentError(f"channels must be 1 or 3 (not {channels}), ratio 1, 2, 4 or 8 (not {ratio}), "
+                                   f"dct_method one of {sorted(_FAST_DCT)} (not {dct_method!r})")
+    if _jpeg is not None:
+        return _decode_window(raw, window, ratio, channels, fast=_FAST_DCT[dct_method], context=False).permute(
+            2, 0, 1).contiguous()
+    header = _open(raw)  # no C extension: PIL decodes the whole image (scaled by draft mode), then crops
+    if header.format != "JPEG":
+        raise InvalidArgumentError(f"not a decodable JPEG: a {header.format} image")
+    mode = "RGB" if channels == 3 else "L"
+    header.draft(mode, (-(-header.size[0] // ratio), -(-header.size[1] // ratio)))
+    try:
+        pixels = np.asarray(header.convert(mode)).reshape(header.size[1], header.size[0], channels)
+    except OSError as exc:
+        raise InvalidArgumentError(f"not a decodable JPEG: {exc}") from None
+    y, x, height, width = window
+    if height <= 0 or width <= 0 or y < 0 or x < 0 or y + height > pixels.shape[0] or x + width > pixels.shape[1]:
+        raise InvalidArgumentError(f"the crop window (y={y}, x={x}, height={height}, width={width}) is not inside the "
+                                   f"{pixels.shape[0]}x{pixels.shape[1]} image (height x width)")
+    return torch.from_numpy(pixels[y:y + height, x:x + width].transpose(2, 0, 1).copy())
+
+
+def _decode_window(raw: Any, window: Sequence[int], factor: int, channels: int, fast: bool,
+                   context: bool) -> torch.Tensor:
+    """A JPEG's crop window ``(y, x, height, width)`` of the image scaled by 1/``factor``, decoded
+    by ``_jpeg.c``: a ``[height, width, channels]`` uint8 tensor (see ``_jpeg.c`` for ``context``)."""
+    if not len(raw):
+        raise InvalidArgumentError("not a decodable JPEG: the encoded data is empty")
+    try:
+        pixels = _jpeg.decode(raw, *window, factor, channels, fast, context)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    return torch.frombuffer(pixels, dtype=torch.uint8).view(window[2], window[3], channels)
+
+
+def _scale_window(window: Sequence[int], full: Sequence[int], scaled: Sequence[int]) -> tuple[int, int, int, int]:
+    """A crop window ``(top, left, height, width)`` of an image of size ``full`` (height, width)
+    moved to the same image decoded at size ``scaled``, kept inside it and at least one pixel."""
+    top, left, height, width = window
+    scale_y, scale_x = scaled[0] / full[0], scaled[1] / full[1]
+    top, left = min(int(top * scale_y), scaled[0] - 1), min(int(left * scale_x), scaled[1] - 1)
+    return (top, left, max(1, min(round(height * scale_y), scaled[0] - top)),
+            max(1, min(round(width * scale_x), scaled[1] - left)))
 
 
 def _open(raw: Any) -> Image.Image:
@@ -171,4 +246,4 @@ def _decode_reduced(header: Image.Image, factor: int) -> torch.Tensor:
         return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
 
 
-__all__ = ["DecodeImage", "RandomResizedCropJPEG"]
+__all__ = ["DecodeImage", "RandomResizedCropJPEG", "decode_and_crop_jpeg"]
