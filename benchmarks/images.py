@@ -7,9 +7,10 @@ ImageNet-style shards (``image/encoded``, ``image/class/label``) with ``python -
 loaders.tfrecord.convert --index``, and times one pass over them, decoded with a random
 ``--size`` crop and a horizontal flip, in batches of ``--batch``, through: PyTorch's
 ``DataLoader(num_workers=2)`` and ``SharedMemoryDataLoader``, with torchvision's decode +
-``RandomResizedCrop`` + ``RandomHorizontalFlip`` or ``RandomResizedCropJPEG``; the ``tfrecord``
-package's dataset in a ``DataLoader``; the ceiling: 2 processes that decode and transform half of
-the images each with nothing crossing; and (``--tensorflow``, its own interpreter, rows lost
+``RandomResizedCrop`` + ``RandomHorizontalFlip`` or ``RandomResizedCropJPEG`` (decoding the crop
+window alone with the ``_jpeg`` C extension, or the whole image: ``partial=False``); the
+``tfrecord`` package's dataset in a ``DataLoader``; the ceilings: 2 processes that decode and
+transform half of the images each with nothing crossing; and (``--tensorflow``, its own interpreter, rows lost
 alone when it fails) tf.data: interleave + map(decode_and_crop_jpeg) + batch + prefetch. The
 cases run in turn, ``--repeat`` rounds; each row is its best round.
 """
@@ -46,6 +47,9 @@ from loaders.tfrecord import dataset as dataset_module  # noqa: E402
 
 FEATURES = {"image/encoded": FixedLenFeature([], "string"), "image/class/label": FixedLenFeature([], torch.int64)}
 WORKERS = 2
+TORCHVISION = "torchvision decode + RandomResizedCrop + flip"
+WHOLE = "RandomResizedCropJPEG, whole image decoded (partial=False)"
+WINDOW = "RandomResizedCropJPEG, crop window decoded (_jpeg.c)"
 
 
 def draw_images(folder: str, count: int, classes: int = 10) -> None:
@@ -74,10 +78,11 @@ class TorchvisionCrop:
 
 
 class JPEGCrop:
-    """The same with ``RandomResizedCropJPEG`` (reduced-size decoding where the crop allows)."""
+    """The same with ``RandomResizedCropJPEG`` (reduced-size decoding where the crop allows; the crop
+    window alone decoded, or with ``partial=False`` the whole image)."""
 
-    def __init__(self, size: int) -> None:
-        self.crop = RandomResizedCropJPEG(size)
+    def __init__(self, size: int, partial: bool = True) -> None:
+        self.crop = RandomResizedCropJPEG(size, partial=partial)
 
     def __call__(self, example: dict) -> tuple:
         return self.crop(example["image/encoded"]), example["image/class/label"]
@@ -116,21 +121,24 @@ def ceiling(files: list, transform: Callable) -> int:
 def cases(files: list, size: int, batch: int) -> list[tuple[str, Callable[[], Any]]]:
     from tfrecord.torch.dataset import TFRecordDataset as PackageDataset
 
-    torchvision_crop, jpeg_crop = TorchvisionCrop(size), JPEGCrop(size)
+    torchvision_crop, whole_crop, window_crop = TorchvisionCrop(size), JPEGCrop(size, partial=False), JPEGCrop(size)
     ours = lambda transform: TFRecordDataset(files, FEATURES, transform=transform)  # noqa: E731
     package = ChainDataset([PackageDataset(f, f + ".tfindex", {"image/encoded": "byte", "image/class/label": "int"},
                                            transform=PackageCrop(size)) for f in files])
     loader = lambda cls, data: count_images(cls(data, batch_size=batch, num_workers=WORKERS))  # noqa: E731
     return [
-        ("DataLoader: torchvision decode + RandomResizedCrop + flip", lambda: loader(DataLoader, ours(torchvision_crop))),
-        ("SharedMemoryDataLoader: torchvision decode + RandomResizedCrop + flip",
+        (f"DataLoader: {TORCHVISION}", lambda: loader(DataLoader, ours(torchvision_crop))),
+        (f"SharedMemoryDataLoader: {TORCHVISION}",
          lambda: loader(SharedMemoryDataLoader, ours(torchvision_crop))),
-        ("DataLoader: RandomResizedCropJPEG", lambda: loader(DataLoader, ours(jpeg_crop))),
-        ("SharedMemoryDataLoader: RandomResizedCropJPEG", lambda: loader(SharedMemoryDataLoader, ours(jpeg_crop))),
-        ("DataLoader: tfrecord package + torchvision decode + RandomResizedCrop + flip",
+        (f"DataLoader: {WHOLE}", lambda: loader(DataLoader, ours(whole_crop))),
+        (f"SharedMemoryDataLoader: {WHOLE}", lambda: loader(SharedMemoryDataLoader, ours(whole_crop))),
+        (f"DataLoader: {WINDOW}", lambda: loader(DataLoader, ours(window_crop))),
+        (f"SharedMemoryDataLoader: {WINDOW}", lambda: loader(SharedMemoryDataLoader, ours(window_crop))),
+        (f"DataLoader: tfrecord package + {TORCHVISION}",
          lambda: loader(DataLoader, package)),
-        ("ceiling, 2 processes: torchvision decode + RandomResizedCrop + flip", lambda: ceiling(files, torchvision_crop)),
-        ("ceiling, 2 processes: RandomResizedCropJPEG", lambda: ceiling(files, jpeg_crop)),
+        (f"ceiling, 2 processes: {TORCHVISION}", lambda: ceiling(files, torchvision_crop)),
+        (f"ceiling, 2 processes: {WHOLE}", lambda: ceiling(files, whole_crop)),
+        (f"ceiling, 2 processes: {WINDOW}", lambda: ceiling(files, window_crop)),
     ]
 
 
@@ -176,7 +184,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"\ntf.data's row left out: {missing}")
     print()
     for name in best:
-        for transform in ("torchvision decode + RandomResizedCrop + flip", "RandomResizedCropJPEG"):
+        for transform in (TORCHVISION, WHOLE, WINDOW):
             top = f"ceiling, 2 processes: {transform}"
             if name.endswith(f": {transform}") and name != top and top in best:
                 print(f"{name}: {best[top] / best[name]:.2f}x the ceiling (target >= 0.95x)")
