@@ -1,11 +1,15 @@
 """A connection that carries tensors in shared memory instead of inside the pickle (see :mod:`loaders._remote`).
 
-Tensors never travel as a pickled copy. Each side of a connection owns a growable shared-memory
-arena: the sender copies a message's tensors into it and pickles only (offset, dtype, shape); the
-receiver copies them out while decoding. The arena's file descriptor crosses once (again only
-when it grows), and calls are synchronous, so a reply proves the peer has finished with the arena
-and it is reused. That replaces torch.multiprocessing's new shared-memory segment, file-descriptor
-hand-over (an extra connection) and mapping per tensor with two memory copies.
+Tensors never travel as a pickled copy. Each side of a connection owns growable shared-memory
+arenas: the sender places a message's tensors in one of them (a copy, or none for a tensor it
+allocated there with :meth:`Channel.allocate`) and pickles only (arena, offset, dtype, shape);
+the receiver copies them out while decoding, or (``recv(release=...)``) returns tensors that view
+the arena and is told when the last of them is gone. An arena's file descriptor crosses once
+(again only when it grows). That replaces torch.multiprocessing's new shared-memory segment,
+file-descriptor hand-over (an extra connection) and mapping per tensor with at most two copies.
+Which arena a message may reuse is the sender's protocol: :mod:`loaders._remote`'s calls are
+synchronous (a reply proves the peer has copied the last message out of arena 0), and
+:mod:`loaders.loader`'s workers reuse an arena once the main process has released it.
 """
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ import math
 import mmap
 import os
 import pickle
+import struct
 import tempfile
+import weakref
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -28,6 +34,8 @@ from loaders.errors import UnknownError
 _ALIGN = 64
 _MIN_ARENA_BYTES = 1 << 16
 _ARENA, _DATA = b"A", b"D"
+_ANNOUNCE = struct.Struct("<IQ")  # after _ARENA: the arena's number and size; its descriptor follows
+_HEADER = struct.Struct("<I")  # after _DATA: the arena the message's tensors are in
 
 
 class Channel:
@@ -40,53 +48,117 @@ class Channel:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._out: Optional[np.ndarray] = None  # uint8 view of our arena
-        self._out_fd: Optional[int] = None  # set while the peer has not received the arena
-        self._out_used = 0
-        self._in: Optional[np.ndarray] = None  # uint8 view of the peer's arena
+        self._out: list[Optional[np.ndarray]] = []  # uint8 views of our arenas, by number
+        self._out_fd: dict[int, int] = {}  # arenas the peer has not received yet
+        self._arena = 0  # the arena the message being built goes in
+        self._used = 0  # how much of it the message fills
+        self._allocated: list[tuple[int, int]] = []  # its regions handed out by allocate()
+        self._building = False
+        self._in: dict[int, mmap.mmap] = {}  # the peer's arenas, by number
+        self._in_arrays: dict[int, np.ndarray] = {}
+        self._reading: Optional[np.ndarray] = None  # the arena of the message being received
+
+    def begin(self, arena: int = 0) -> None:
+        """Start a message in our arena number ``arena`` (made when new), from its start:
+        tensors from :meth:`allocate` and copies made by :meth:`send` are placed in it."""
+        while len(self._out) <= arena:
+            self._out.append(None)
+        self._arena, self._used, self._allocated, self._building = arena, 0, [], True
+
+    def allocate(self, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised tensor in the message's arena: sent in this message, it crosses without a copy."""
+        if not self._building:
+            self.begin(self._arena)
+        nbytes = math.prod(shape) * dtype.itemsize
+        start = self._reserve(nbytes)
+        self._allocated.append((start, start + nbytes))
+        raw = self._out[self._arena][start:start + nbytes]
+        as_numpy = _numpy_dtype(dtype)
+        if as_numpy is not None:
+            return torch.from_numpy(raw.view(as_numpy).reshape(shape))
+        return torch.from_numpy(raw).view(dtype).reshape(shape)
 
     def send(self, obj: Any) -> None:
-        """Pickle ``obj`` with its tensors placed in the arena, then send it."""
-        self._out_used = 0
+        """Pickle ``obj`` with its tensors placed in the arena begun (unless :meth:`begin` was
+        called for it: the arena of the last message, arena 0 at first), then send it."""
+        if not self._building:
+            self.begin(self._arena)
         stream = io.BytesIO()
-        stream.write(_DATA)
-        _Pickler(stream, self).dump(obj)
-        if self._out_fd is not None:
-            self.conn.send_bytes(_ARENA + len(self._out).to_bytes(8, "little"))
-            reduction.send_handle(self.conn, self._out_fd, 0)
-            os.close(self._out_fd)
-            self._out_fd = None
-        self.conn.send_bytes(stream.getbuffer())
-
-    def recv(self) -> Any:
-        """Receive one message, mapping a new peer arena first when one comes."""
-        data = self.conn.recv_bytes()
-        while data[:1] == _ARENA:
-            fd = reduction.recv_handle(self.conn)
+        stream.write(_DATA + _HEADER.pack(self._arena))
+        try:
+            _Pickler(stream, self).dump(obj)
+        finally:
+            self._building = False
+        fd = self._out_fd.pop(self._arena, None)
+        if fd is not None:
             try:
-                self._in = np.frombuffer(mmap.mmap(fd, int.from_bytes(data[1:9], "little")), dtype=np.uint8)
+                self.conn.send_bytes(_ARENA + _ANNOUNCE.pack(self._arena, len(self._out[self._arena])))
+                reduction.send_handle(self.conn, fd, 0)
             finally:
                 os.close(fd)
+        self.conn.send_bytes(stream.getbuffer())
+
+    def recv(self, release: Optional[Callable[[int], None]] = None) -> Any:
+        """Receive one message, mapping a new peer arena first when one comes. Its tensors are
+        copies; with ``release``, they view the peer's arena, and ``release(arena)`` is called once
+        all of them are gone (at once for a message without tensors)."""
+        data = self.conn.recv_bytes()
+        while data[:1] == _ARENA:
+            number, size = _ANNOUNCE.unpack_from(data, 1)
+            fd = reduction.recv_handle(self.conn)
+            try:
+                self._in[number] = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+            self._in_arrays.pop(number, None)
             data = self.conn.recv_bytes()
+        (number,) = _HEADER.unpack_from(data, 1)
+        if release is None:
+            if number not in self._in_arrays and number in self._in:
+                self._in_arrays[number] = np.frombuffer(self._in[number], dtype=np.uint8)
+            self._reading = self._in_arrays.get(number)
+        elif number in self._in:
+            self._reading = np.frombuffer(self._in[number], dtype=np.uint8)  # this message's own: its finalizer
+            weakref.finalize(self._reading, release, number).atexit = False
+        else:
+            self._reading = None
+            release(number)
         stream = io.BytesIO(data)
-        stream.seek(1)
-        return _Unpickler(stream, self).load()
+        stream.seek(1 + _HEADER.size)
+        try:
+            return _Unpickler(stream, self, copy=release is None).load()
+        finally:
+            self._reading = None
 
     def place(self, tensor: torch.Tensor) -> tuple:
-        """Copy ``tensor`` into the outgoing arena; return what the peer needs to copy it out."""
+        """Where ``tensor`` lies in the message's arena, copied there unless :meth:`allocate` made it."""
+        arena = self._out[self._arena]
+        if arena is not None and tensor.is_contiguous() and tensor.device.type == "cpu":
+            start = tensor.data_ptr() - arena.ctypes.data
+            end = start + tensor.numel() * tensor.element_size()
+            if any(low <= start and end <= high for low, high in self._allocated):
+                return start, tensor.dtype, tuple(tensor.shape)
         array = _as_array(tensor)
-        start = self._out_used
-        end = start + array.nbytes
-        if self._out is None or end > len(self._out):
-            self._grow(end)
-        np.copyto(self._out[start:end].view(array.dtype).reshape(array.shape), array)
-        self._out_used = -(-end // _ALIGN) * _ALIGN
+        start = self._reserve(array.nbytes)
+        np.copyto(self._out[self._arena][start:start + array.nbytes].view(array.dtype).reshape(array.shape), array)
         return start, tensor.dtype, tuple(tensor.shape)
 
+    def _reserve(self, nbytes: int) -> int:
+        """The offset of ``nbytes`` more of the message's arena, grown when they do not fit."""
+        start = self._used
+        end = start + nbytes
+        arena = self._out[self._arena]
+        if arena is None or end > len(arena):
+            self._grow(end)
+        self._used = -(-end // _ALIGN) * _ALIGN
+        return start
+
     def _grow(self, needed: int) -> None:
+        """A new, larger arena in place of the message's (what the message has placed copied over)."""
         size = max(2 * needed, _MIN_ARENA_BYTES)
-        if self._out_fd is not None:
-            os.close(self._out_fd)
+        stale = self._out_fd.pop(self._arena, None)
+        if stale is not None:
+            os.close(stale)
         if hasattr(os, "memfd_create"):
             fd = os.memfd_create("loaders-arena")
         else:
@@ -94,20 +166,23 @@ class Channel:
             os.unlink(path)
         os.ftruncate(fd, size)
         arena = np.frombuffer(mmap.mmap(fd, size), dtype=np.uint8)
-        if self._out is not None:
-            kept = min(self._out_used, len(self._out))
-            arena[:kept] = self._out[:kept]
-        self._out, self._out_fd = arena, fd
+        old = self._out[self._arena]
+        if old is not None:
+            kept = min(self._used, len(old))
+            arena[:kept] = old[:kept]
+        self._allocated = []  # tensors allocated in the old arena are copied when sent
+        self._out[self._arena], self._out_fd[self._arena] = arena, fd
 
-    def take(self, start: int, dtype: torch.dtype, shape: tuple) -> torch.Tensor:
-        """A fresh tensor copied out of the peer's arena."""
-        if self._in is None:
+    def take(self, start: int, dtype: torch.dtype, shape: tuple, copy: bool = True) -> torch.Tensor:
+        """A tensor of the peer's arena: a copy, or (``copy=False``) a view of it."""
+        if self._reading is None:
             raise UnknownError("a message refers to a shared-memory arena that never arrived")
-        raw = self._in[start:start + math.prod(shape) * dtype.itemsize]
+        raw = self._reading[start:start + math.prod(shape) * dtype.itemsize]
         as_numpy = _numpy_dtype(dtype)
         if as_numpy is not None:
-            return torch.from_numpy(raw.view(as_numpy).reshape(shape).copy())
-        return torch.from_numpy(raw.copy()).view(dtype).reshape(shape)
+            raw = raw.view(as_numpy).reshape(shape)
+            return torch.from_numpy(raw.copy() if copy else raw)
+        return torch.from_numpy(raw.copy() if copy else raw).view(dtype).reshape(shape)
 
 
 @functools.lru_cache(maxsize=None)
@@ -147,15 +222,15 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    """Unpickles a message, copying its tensors out of the peer's arena."""
+    """Unpickles a message, its tensors copied out of the peer's arena or viewing it."""
 
-    def __init__(self, stream: io.BytesIO, channel: Channel) -> None:
+    def __init__(self, stream: io.BytesIO, channel: Channel, copy: bool) -> None:
         super().__init__(stream)
-        self._channel = channel
+        self._take = channel.take if copy else functools.partial(channel.take, copy=False)
 
     def find_class(self, module: str, name: str) -> Any:
         if module == __name__ and name == _arena_tensor.__name__:
-            return self._channel.take
+            return self._take
         return super().find_class(module, name)
 
 

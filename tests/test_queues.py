@@ -483,6 +483,37 @@ def test_tensors_cross_in_a_reused_shared_memory_arena():
     b.close()
 
 
+def test_a_tensor_allocated_in_the_arena_crosses_as_itself_and_is_released_when_gone():
+    import gc
+    import multiprocessing
+
+    from loaders._channel import Channel
+
+    ours, theirs = multiprocessing.Pipe()
+    sender, receiver = Channel(ours), Channel(theirs)
+    sender.begin(3)
+    made = sender.allocate((4, 3), torch.float32)
+    made.copy_(torch.arange(12.0).reshape(4, 3))
+    other = torch.arange(5)
+    sender.send({"made": made, "other": other, "label": b"x"})
+    released = []
+    got = receiver.recv(release=released.append)
+    made.fill_(7.0)  # written after the send: the receiver sees the very memory
+    other.fill_(0)  # placed by a copy: the receiver does not
+    assert torch.equal(got["made"], torch.full((4, 3), 7.0)) and got["other"].tolist() == [0, 1, 2, 3, 4]
+    assert got["label"] == b"x" and released == []
+    view = got["other"][1:]
+    del got
+    gc.collect()
+    assert released == [] and view.tolist() == [1, 2, 3, 4]  # a view of a view keeps the arena
+    del view
+    assert released == [3]
+    sender.send(("no tensors", 1))  # in the last message's arena again
+    assert receiver.recv(release=released.append) == ("no tensors", 1) and released == [3, 3]
+    ours.close()
+    theirs.close()
+
+
 def _block_in_dequeue(queue):
     queue.dequeue()
 
