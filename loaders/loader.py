@@ -4,9 +4,13 @@ through reused shared memory.
 PyTorch's workers send each batch through a ``multiprocessing.Queue``: every tensor gets a new
 shared-memory segment, its file descriptor crosses through a connection of its own, and the main
 process maps it, costing about as much per batch as decoding a batch of small records. Here each
-worker owns a few arenas (``loaders._remote``'s: shared memory mapped once by both sides, their
-file descriptors passed once): a batch's tensors are copied into the next arena and only their
-place crosses the worker's socket; the main process copies them out and hands the arena back.
+worker owns a pool of arenas (``loaders._channel``'s: shared memory mapped once by both sides,
+their file descriptors passed once). A batch is collated straight into a free arena (its stacked
+tensors allocated there, as PyTorch's workers allocate them in a new segment), only its place
+crosses the worker's socket, and the main process hands out tensors that view the arena; once the
+last of a batch's tensors is gone, the arena goes back to its worker for another batch. A
+program that keeps batches keeps their arenas, and the worker makes new ones meanwhile; a
+``collate_fn`` that keeps what it returned must keep a copy, since that memory is used again.
 
 It is a ``DataLoader`` (a subclass): the same arguments and checks, samplers, ``collate_fn``,
 ``worker_init_fn``, ``get_worker_info()`` in the workers, seeds, ``persistent_workers``,
@@ -17,6 +21,7 @@ no ``collate_fn`` given, records are collated by :func:`loaders.tfrecord.collate
 """
 from __future__ import annotations
 
+import array
 import inspect
 import multiprocessing
 import os
@@ -87,7 +92,7 @@ class _WorkerIterator:
                                       name=f"loaders-worker-{worker_id}", daemon=True)
             process.start()
             theirs.close()
-            self._workers.append(_Worker(ours, process, window))
+            self._workers.append(_Worker(ours, process))
         self._window, self._epoch = window, 0
         self._start_epoch()
 
@@ -187,22 +192,30 @@ class _WorkerError(Exception):
 class _Worker:
     """The main process's end of one worker: its socket, process and arenas."""
 
-    def __init__(self, conn: Connection, process: Any, window: int) -> None:
+    def __init__(self, conn: Connection, process: Any) -> None:
         self.conn, self.process = conn, process
-        self._channels = [Channel(conn) for _ in range(window)]  # used in turn, as the worker does
-        self._count = 0
+        self._channel = Channel(conn)
+        self._released: deque = deque()  # arenas whose batches are gone, not yet handed back
 
     def post(self, kind: bytes, value: Any = None) -> None:
+        if self._released:
+            self._free(0)
         self.conn.send_bytes(kind + pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
+    def _free(self, received: int) -> None:
+        """Tell the worker it may send ``received`` more, and hand back the arenas released."""
+        numbers = array.array("I")
+        while self._released:
+            numbers.append(self._released.popleft())
+        self.conn.send_bytes(_FREE + bytes([received]) + numbers.tobytes())
+
     def receive(self, timeout: float) -> tuple:
-        """The next ``(epoch, kind, value)`` this worker sends; its arena is handed back at once."""
+        """The next ``(epoch, kind, value)`` this worker sends, its tensors viewing the worker's arena."""
         try:
             if timeout and not self.conn.poll(timeout):
                 raise RuntimeError(f"DataLoader timed out after {timeout} seconds")
-            message = self._channels[self._count % len(self._channels)].recv()
-            self._count += 1
-            self.conn.send_bytes(_FREE)
+            message = self._channel.recv(release=self._released.append)
+            self._free(1)
         except (EOFError, OSError):
             self.process.join(_JOIN_SECONDS)
             raise RuntimeError(f"DataLoader worker (pid {self.process.pid}) exited unexpectedly with exit code "
@@ -252,6 +265,7 @@ def _worker_main(conn: Connection, job: _Job, worker_id: int, window: int) -> No
                                                           dataset=job.dataset)
     batches.share_in_workers = False  # batches leave through the arenas, not torch.multiprocessing
     outbox = _Outbox(conn, window)
+    job = job._replace(collate_fn=outbox.collating(job.collate_fn))
     try:
         try:
             if job.init_fn is not None:
@@ -278,6 +292,7 @@ def _serve(outbox: "_Outbox", job: _Job, fetcher: Any) -> None:
             fetcher = job.fetcher()  # a new epoch: the dataset is iterated again
         index = whole_batch if job.iterable else outbox.next_task()
         epoch = outbox.epoch  # a map-style task that came after a new epoch's start belongs to it
+        outbox.begin()
         try:
             value, kind = fetcher.fetch(index), _BATCH
         except StopIteration:
@@ -300,13 +315,16 @@ class _Stop(Exception):
 
 
 class _Outbox:
-    """A worker's side: its arenas used in turn, and what the main process tells it (free arenas,
-    tasks, a new epoch, stop)."""
+    """A worker's side: its arenas, and what the main process tells it (how many more it may
+    send, arenas handed back, tasks, a new epoch, stop)."""
 
     def __init__(self, conn: Connection, window: int) -> None:
         self.conn = conn
-        self._channels = [Channel(conn) for _ in range(window)]
-        self._free, self._sent = window, 0
+        self._channel = Channel(conn)
+        self._free = window  # batches it may send before the main process has received more
+        self._idle: list[int] = []  # arenas handed back
+        self._arenas = 0  # how many it has made
+        self._current: Optional[int] = None  # the arena of the message being made
         self._tasks: deque = deque()
         self.epoch, self.restart = 0, False
         self._parent = os.getppid()
@@ -321,7 +339,8 @@ class _Outbox:
             message = self.conn.recv_bytes()
             kind = message[:1]
             if kind == _FREE:
-                self._free += 1
+                self._free += message[1]
+                self._idle.extend(array.array("I", message[2:]))
             elif kind == _TASK:
                 self._tasks.append(pickle.loads(message[1:]))
             elif kind == _EPOCH:
@@ -334,13 +353,34 @@ class _Outbox:
             self.read(block=True)
         return self._tasks.popleft()
 
+    def begin(self) -> None:
+        """Start the next message in an arena handed back, or in a new one when none is."""
+        if self._current is None:
+            if self._idle:
+                self._current = self._idle.pop()
+            else:
+                self._current, self._arenas = self._arenas, self._arenas + 1
+        self._channel.begin(self._current)
+
+    def collating(self, collate_fn: Callable) -> Callable:
+        """``collate_fn`` making the tensors it stacks in the message's arena (see :mod:`loaders.tfrecord.collate`)."""
+        def collate(batch: Any) -> Any:
+            batches.allocate_for_transfer = self._channel.allocate
+            try:
+                return collate_fn(batch)
+            finally:
+                batches.allocate_for_transfer = None
+        return collate
+
     def send(self, epoch: int, kind: int, value: Any) -> None:
-        """Send through the next arena once the main process has handed it back."""
+        """Send the message once the main process may take it."""
         while not self._free:
             self.read(block=True)
-        self._channels[self._sent % len(self._channels)].send((epoch, kind, value))
+        if self._current is None:
+            self.begin()
+        self._channel.send((epoch, kind, value))
+        self._current = None
         self._free -= 1
-        self._sent += 1
 
 
 __all__ = ["SharedMemoryDataLoader"]

@@ -117,6 +117,43 @@ def test_tfrecord_batches_cross_whole(tmp_path):
     assert all(type(batch["blob"]) is RaggedBytes for batch in records)
 
 
+class Pictures(Dataset):
+    """Map-style: item i is a 3x32x32 uint8 picture filled with ``i % 251``, and ``i``."""
+
+    def __len__(self) -> int:
+        return 400
+
+    def __getitem__(self, i: int) -> dict:
+        return {"picture": torch.full((3, 32, 32), i % 251, dtype=torch.uint8), "i": i}
+
+
+def arena_mappings() -> list[tuple[int, int]]:
+    """The address ranges of the loaders' shared-memory arenas mapped in this process."""
+    with open("/proc/self/maps") as maps:
+        lines = [line for line in maps if "loaders-arena" in line]
+    return [tuple(int(end, 16) for end in line.split()[0].split("-")) for line in lines]
+
+
+def holds_its_values(batch: dict) -> bool:
+    return torch.equal(batch["picture"], (batch["i"] % 251).to(torch.uint8)[:, None, None, None].expand(-1, 3, 32, 32))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's mappings from /proc")
+def test_batches_view_their_workers_arenas_which_come_back_once_a_batch_is_gone():
+    loader = SharedMemoryDataLoader(Pictures(), batch_size=4, num_workers=2)
+    for count, batch in enumerate(loader, 1):
+        pointer = batch["picture"].data_ptr()
+        assert any(low <= pointer < high for low, high in arena_mappings())  # not a copy
+        assert holds_its_values(batch)
+        mapped = len(arena_mappings())
+    assert count == 100 and mapped <= 2 * 5  # each worker's few arenas, used again and again
+    held = list(loader)  # a worker makes new arenas while the main process keeps batches
+    assert len(held) == 100 and all(holds_its_values(batch) for batch in held)
+    assert len(arena_mappings()) >= 100
+    del held, batch
+    assert len(arena_mappings()) <= 1
+
+
 def test_large_and_non_tensor_values_cross():
     class Big(Dataset):
         def __len__(self) -> int:

@@ -140,3 +140,32 @@ def test_collate_padded_and_lists_give_byte_strings_as_ragged_bytes():
     assert type(padded["b"]) is RaggedBytes and padded["b"] == [b"", b"x", b"xx"] == lists["b"]
     assert padded["v"].tolist() == [[0, 0], [0, 0], [0, 1]] and padded["v_length"].tolist() == [0, 1, 2]
     assert [t.tolist() for t in lists["v"]] == [[], [0], [0, 1]]
+
+
+def test_collate_stacks_into_the_memory_a_worker_provides(monkeypatch):
+    from loaders.tfrecord import batches
+
+    made = []
+
+    def allocate(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        made.append(torch.empty(shape, dtype=dtype))
+        return made[-1]
+
+    monkeypatch.setattr(batches, "allocate_for_transfer", allocate)
+    records = [{"x": torch.full((2,), i), "f": torch.tensor(float(i)), "b": bytes([i])} for i in range(3)]
+    for collate in (collate_ragged, collate_padded, collate_lists):
+        made.clear()
+        batch = collate(records)
+        assert [tuple(t.shape) for t in made] == [(3, 2), (3,), (3,)]
+        assert batch["x"].data_ptr() == made[0].data_ptr() and batch["x"].tolist() == [[0, 0], [1, 1], [2, 2]]
+        assert batch["f"].data_ptr() == made[1].data_ptr() and batch["f"].tolist() == [0.0, 1.0, 2.0]
+        assert batch["b"].values.data_ptr() == made[2].data_ptr() and batch["b"] == [b"\x00", b"\x01", b"\x02"]
+    made.clear()  # mixed dtypes: torch.stack's own promotion, in memory of its own
+    mixed = collate_ragged([torch.tensor([1.0]), torch.tensor([2.5], dtype=torch.float64)])
+    assert made == [] and mixed.dtype == torch.float64 and mixed.tolist() == [[1.0], [2.5]]
+    ragged = collate_ragged([torch.ones(2), torch.ones(3)])  # what stacking refuses falls back as before
+    assert type(ragged) is RaggedTensor and ragged == [[1, 1], [1, 1, 1]]
+    graded = collate_ragged([torch.ones(2), torch.ones(2, requires_grad=True)])
+    assert graded.requires_grad and graded.data_ptr() not in {t.data_ptr() for t in made}
+    monkeypatch.setattr(batches, "allocate_for_transfer", None)
+    assert torch.equal(collate_ragged(records)["x"], torch.stack([r["x"] for r in records]))

@@ -18,7 +18,20 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data._utils.collate import collate, collate_tensor_fn, default_collate_fn_map
 
 from loaders.errors import InvalidArgumentError
+from loaders.tfrecord import batches
 from loaders.tfrecord.batches import RaggedBytes, RaggedTensor, for_transfer
+
+
+def _stack(column: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(column)``, into the memory the batch crosses in when a loaders.loader worker
+    provides it (``batches.allocate_for_transfer``), as PyTorch's workers stack into shared memory."""
+    allocate, first = batches.allocate_for_transfer, column[0]
+    if allocate is None or first.device.type != "cpu" or len({value.dtype for value in column}) != 1:
+        return torch.stack(list(column))  # mixed dtypes: torch.stack's promotion, which out= would not give
+    try:
+        return torch.stack(list(column), out=allocate((len(column), *first.shape), first.dtype))
+    except RuntimeError:  # shapes that differ, another device, a tensor requiring grad: torch.stack's own verdict
+        return torch.stack(list(column))
 
 
 def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float) -> dict[str, Any]:
@@ -35,7 +48,7 @@ def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float
         elif not all(isinstance(value, torch.Tensor) for value in column):
             out[key] = column
         elif all(value.shape == column[0].shape for value in column):
-            out[key] = torch.stack(column)
+            out[key] = _stack(column)
         elif pad and all(value.dim() >= 1 and value.shape[1:] == column[0].shape[1:] for value in column):
             out[key] = pad_sequence(column, batch_first=True, padding_value=padding_value)
             out[f"{key}_length"] = torch.tensor([len(value) for value in column])
@@ -66,7 +79,7 @@ def _tensor_fn(batch: Sequence[torch.Tensor], *, collate_fn_map: Any = None) -> 
     if first.layout != torch.strided or first.is_nested:
         return collate_tensor_fn(batch, collate_fn_map=collate_fn_map)
     try:
-        return torch.stack(list(batch))  # not into a shared segment of its own: for_transfer shares the batch
+        return _stack(batch)  # not a shared segment of its own: for_transfer or the worker's arena
     except RuntimeError:
         if all(value.shape == first.shape for value in batch):
             raise  # not a matter of lengths (dtypes, devices)
