@@ -22,6 +22,7 @@ no ``collate_fn`` given, records are collated by :func:`loaders.tfrecord.collate
 from __future__ import annotations
 
 import array
+import gc
 import inspect
 import multiprocessing
 import os
@@ -256,6 +257,10 @@ class _Job(NamedTuple):
 
 def _worker_main(conn: Connection, job: _Job, worker_id: int, window: int) -> None:
     """A worker: set up as PyTorch sets up its own, then fetch batches and send them while arenas are free."""
+    # What the worker inherited from the main process leaves the garbage collector's view: a full
+    # collection would otherwise write to every inherited object and copy-on-write fault in the
+    # main process's whole heap (about 80 MB, 20k faults and 0.2 s a worker under torch).
+    gc.freeze()
     torch.set_num_threads(1)
     seed = job.base_seed + worker_id
     random.seed(seed)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -152,6 +153,32 @@ def test_batches_view_their_workers_arenas_which_come_back_once_a_batch_is_gone(
     assert len(arena_mappings()) >= 100
     del held, batch
     assert len(arena_mappings()) <= 1
+
+
+class CollectionCost(Dataset):
+    """Item i: how many objects the worker's garbage collector leaves alone, and the page faults of a full collection."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> tuple:
+        import gc
+        import resource
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        gc.collect()
+        return gc.get_freeze_count(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked workers and their page faults")
+def test_a_forked_worker_collects_its_garbage_without_copying_the_main_process_heap():
+    inherited = [[i] for i in range(200_000)]  # 200k containers in this process's heap
+    loader = SharedMemoryDataLoader(CollectionCost(), batch_size=None, num_workers=1,
+                                    multiprocessing_context="fork")
+    for frozen, faults in loader:
+        assert frozen >= len(inherited)  # what the worker inherited is out of the collector's view
+        assert faults < 2_000  # a collection over the inherited heap writes, so copies, 5k pages and more
+    del inherited
 
 
 def test_large_and_non_tensor_values_cross():
