@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate, get_worker_info
 
 from loaders.loader import SharedMemoryDataLoader
-from loaders.tfrecord import FixedLenFeature, RaggedBytes, TFRecordDataset, TFRecordWriter
+from loaders.tfrecord import FixedLenFeature, RaggedBytes, TFRecordDataset, TFRecordWriter, VarLenFeature, collate_ragged
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -116,6 +116,79 @@ def test_tfrecord_batches_cross_whole(tmp_path):
     records = list(SharedMemoryDataLoader(TFRecordDataset(path, features), batch_size=64, num_workers=2))
     assert sorted(int(n) for batch in records for n in batch["n"]) == list(range(300))
     assert all(type(batch["blob"]) is RaggedBytes for batch in records)
+
+
+def _write_parts(tmp_path, parts: int) -> list[str]:
+    """``parts`` indexed files of 95 Examples; ``weight`` missing from every fourth."""
+    paths = []
+    for part in range(parts):
+        path = str(tmp_path / f"part-{part}.tfrecord")
+        with TFRecordWriter(path, index=True) as writer:
+            for n in range(part * 100, part * 100 + 95):
+                record = {"n": n, "blob": bytes([n % 256]) * (n % 5), "grid": np.full((2, 3), n, np.float32)}
+                if n % 4:
+                    record["weight"] = np.float32(n / 2)
+                writer.write(record)
+        paths.append(path)
+    return paths
+
+
+FIXED = {"n": FixedLenFeature([], torch.int64), "blob": FixedLenFeature([], "string"),
+         "grid": FixedLenFeature([2, 3], torch.float32), "weight": FixedLenFeature([], torch.float32, default_value=-1.0)}
+
+
+def same_batch(ours: dict, theirs: dict) -> bool:
+    """Equal keys in the same order, tensors of equal dtype, shape and values, RaggedBytes alike."""
+    if list(ours) != list(theirs):
+        return False
+    for key, value in ours.items():
+        other = theirs[key]
+        if type(value) is not type(other):
+            return False
+        if isinstance(value, torch.Tensor) and not (value.dtype == other.dtype and torch.equal(value, other)):
+            return False
+        if isinstance(value, RaggedBytes) and value.tolist() != other.tolist():
+            return False
+    return True
+
+
+def test_batched_decodes_the_batches_collate_ragged_makes_of_the_records(tmp_path):
+    dataset = TFRecordDataset(_write_parts(tmp_path, 2), FIXED, shuffle_buffer=40, seed=3)
+    dataset.set_epoch(0)
+    records = list(dataset)
+    for drop_last in (False, True):
+        batched = dataset.batched(7, drop_last)
+        batched.set_epoch(0)
+        expected = [collate_ragged(records[i:i + 7]) for i in range(0, len(records), 7)]
+        expected = expected[:-1] if drop_last and len(records) % 7 else expected
+        got = list(batched)
+        assert len(got) == len(expected) and all(same_batch(a, b) for a, b in zip(got, expected))
+    assert dataset.batch_size is None  # a copy: the dataset itself still yields records
+    assert TFRecordDataset(dataset.files, raw=True).batched(5) is not None
+    refused = [TFRecordDataset(dataset.files, FIXED, transform=lambda record: record),  # a transform sees records
+               TFRecordDataset(dataset.files, {"v": VarLenFeature(torch.int64)}),  # stacked when lengths agree
+               TFRecordDataset(dataset.files, {"s": FixedLenFeature([2], "string")}),  # default_collate transposes lists
+               TFRecordDataset(dataset.files),  # every feature, undescribed
+               TFRecordDataset(dataset.files, FIXED, batch_size=3)]
+    assert all(candidate.batched(7) is None for candidate in refused)
+
+
+def _expect_batches_of_7(worker_id: int) -> None:
+    if get_worker_info().dataset.batch_size != 7:
+        raise AssertionError(f"worker {worker_id} decodes records one by one")
+
+
+@pytest.mark.parametrize("parts,shuffle,drop_last", [(3, 0, False), (1, 50, True), (3, 30, False)])
+def test_records_in_batches_come_out_as_pytorch_collates_them_decoded_a_batch_at_a_time(tmp_path, parts, shuffle, drop_last):
+    paths = _write_parts(tmp_path, parts)
+    mine, reference = (TFRecordDataset(paths, FIXED, shuffle_buffer=shuffle, seed=5) for _ in range(2))
+    mine.set_epoch(0)
+    reference.set_epoch(0)  # the same order of files and records in both
+    theirs = list(DataLoader(reference, batch_size=7, drop_last=drop_last, num_workers=2, collate_fn=collate_ragged))
+    ours = list(SharedMemoryDataLoader(mine, batch_size=7, drop_last=drop_last, num_workers=2,
+                                       worker_init_fn=_expect_batches_of_7))
+    assert len(ours) == len(theirs) and all(same_batch(a, b) for a, b in zip(ours, theirs))
+    assert sum(len(batch["n"]) for batch in ours) == (95 * parts if not drop_last else 7 * len(ours))
 
 
 class Pictures(Dataset):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import copy
 import itertools
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
@@ -221,6 +222,21 @@ class TFRecordDataset(Epochs, IterableDataset):
         if self.batch_size:
             return self._until_end(self._decode.batches(records, self.batch_size, self.drop_last), running)
         return self._until_end(self._decode.stream(records), running)
+
+    def batched(self, batch_size: int, drop_last: bool = False) -> Optional["TFRecordDataset"]:
+        """This dataset decoding ``batch_size`` records at a time (tf.data's map vectorization:
+        ``map(parse_single_example).batch`` run as ``batch.map(parse_example)``), where its batches
+        equal ``collate_ragged`` of the same records: records or features of fixed length (numbers
+        of any shape, scalar strings), no transform. None where they would differ."""
+        decoder = self._decode.decoder
+        if type(self) is not TFRecordDataset or self.batch_size is not None or self._decode.transform is not None:
+            return None
+        if decoder is not None and (decoder.specs is None or not all(
+                spec.stacked or (spec.scalar and spec.kind == 1) for spec in decoder.specs)):
+            return None
+        batched = copy.copy(self)
+        batched.batch_size, batched.drop_last = batch_size, drop_last
+        return batched
 
     def _until_end(self, items: Iterator[Any], running: dict) -> Iterator[Any]:
         yield from items
