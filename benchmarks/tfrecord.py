@@ -7,7 +7,8 @@ records) and its index, and prints records/s and MB/s for: reading the file to /
 ceiling), (a) framing with CRC checks, (b) decoding in this process, record by record and in
 batches of 256, (c) DataLoaders with 2 workers (each reads half of the file, found through the
 index): PyTorch's ``DataLoader`` and ``SharedMemoryDataLoader``, records collated into batches of
-256 and the dataset's own batches of 256, with and without the bytes feature, and the ceiling of
+256 (which ``SharedMemoryDataLoader``'s workers decode a batch at a time, ``TFRecordDataset.batched``)
+and the dataset's own batches of 256, with and without the bytes feature, and the ceiling of
 2 processes that decode a half each with nothing crossing; plus cold-cache rows (the file's
 pages dropped with ``posix_fadvise``). The cases run in turn, ``--repeat`` rounds, and each row
 is the best round, so that a load that comes and goes on a shared machine weighs on all rows

@@ -17,7 +17,8 @@ It is a ``DataLoader`` (a subclass): the same arguments and checks, samplers, ``
 ``timeout``, ``pin_memory``, the same order of batches and the workers' exceptions re-raised in
 the main process. With ``num_workers=0`` it is PyTorch's loader. When ``batch_size`` is set and
 no ``collate_fn`` given, records are collated by :func:`loaders.tfrecord.collate.collate_ragged`
-(PyTorch's ``default_collate`` with byte strings as one ``RaggedBytes``).
+(PyTorch's ``default_collate`` with byte strings as one ``RaggedBytes``), and a ``TFRecordDataset``'s
+workers decode whole batches instead where those come out the same (``TFRecordDataset.batched``).
 """
 from __future__ import annotations
 
