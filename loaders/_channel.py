@@ -5,7 +5,7 @@ arenas: the sender places a message's tensors in one of them (a copy, or none fo
 allocated there with :meth:`Channel.allocate`) and pickles only (arena, offset, dtype, shape);
 the receiver copies them out while decoding, or (``recv(release=...)``) returns tensors that view
 the arena and is told when the last of them is gone. An arena's file descriptor crosses once
-(again only when it grows). That replaces torch.multiprocessing's new shared-memory segment,
+(again only when it grows, or is made again after :meth:`Channel.retire`). That replaces torch.multiprocessing's new shared-memory segment,
 file-descriptor hand-over (an extra connection) and mapping per tensor with at most two copies.
 Which arena a message may reuse is the sender's protocol: :mod:`loaders._remote`'s calls are
 synchronous (a reply proves the peer has copied the last message out of arena 0), and
@@ -13,6 +13,7 @@ synchronous (a reply proves the peer has copied the last message out of arena 0)
 """
 from __future__ import annotations
 
+import array
 import functools
 import io
 import math
@@ -35,7 +36,8 @@ _ALIGN = 64
 _MIN_ARENA_BYTES = 1 << 16
 _ARENA, _DATA = b"A", b"D"
 _ANNOUNCE = struct.Struct("<IQ")  # after _ARENA: the arena's number and size; its descriptor follows
-_HEADER = struct.Struct("<I")  # after _DATA: the arena the message's tensors are in
+_HEADER = struct.Struct("<IH")  # after _DATA: the arena the message's tensors are in, how many arenas
+# the sender has retired since its last message (their numbers follow, as uint32)
 
 
 class Channel:
@@ -54,6 +56,7 @@ class Channel:
         self._used = 0  # how much of it the message fills
         self._allocated: list[tuple[int, int]] = []  # its regions handed out by allocate()
         self._building = False
+        self._retired: list[int] = []  # arenas unmapped since the last message, for the peer to unmap
         self._in: dict[int, mmap.mmap] = {}  # the peer's arenas, by number
         self._in_arrays: dict[int, np.ndarray] = {}
         self._reading: Optional[np.ndarray] = None  # the arena of the message being received
@@ -64,6 +67,15 @@ class Channel:
         while len(self._out) <= arena:
             self._out.append(None)
         self._arena, self._used, self._allocated, self._building = arena, 0, [], True
+
+    def retire(self, arena: int) -> None:
+        """Unmap our arena number ``arena`` (its memory goes once nothing views it), and the peer's
+        mapping with the next message; beginning it again makes a new one."""
+        self._out[arena] = None
+        stale = self._out_fd.pop(arena, None)
+        if stale is not None:
+            os.close(stale)
+        self._retired.append(arena)
 
     def allocate(self, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
         """An uninitialised tensor in the message's arena: sent in this message, it crosses without a copy."""
@@ -84,7 +96,8 @@ class Channel:
         if not self._building:
             self.begin(self._arena)
         stream = io.BytesIO()
-        stream.write(_DATA + _HEADER.pack(self._arena))
+        stream.write(_DATA + _HEADER.pack(self._arena, len(self._retired)) + array.array("I", self._retired).tobytes())
+        self._retired = []
         try:
             _Pickler(stream, self).dump(obj)
         finally:
@@ -112,7 +125,11 @@ class Channel:
                 os.close(fd)
             self._in_arrays.pop(number, None)
             data = self.conn.recv_bytes()
-        (number,) = _HEADER.unpack_from(data, 1)
+        number, retired = _HEADER.unpack_from(data, 1)
+        body = 1 + _HEADER.size + 4 * retired
+        for gone in array.array("I", data[1 + _HEADER.size:body]):
+            self._in.pop(gone, None)
+            self._in_arrays.pop(gone, None)
         if release is None:
             if number not in self._in_arrays and number in self._in:
                 self._in_arrays[number] = np.frombuffer(self._in[number], dtype=np.uint8)
@@ -124,7 +141,7 @@ class Channel:
             self._reading = None
             release(number)
         stream = io.BytesIO(data)
-        stream.seek(1 + _HEADER.size)
+        stream.seek(body)
         try:
             return _Unpickler(stream, self, copy=release is None).load()
         finally:
@@ -171,6 +188,8 @@ class Channel:
             kept = min(self._used, len(old))
             arena[:kept] = old[:kept]
         self._allocated = []  # tensors allocated in the old arena are copied when sent
+        if self._arena in self._retired:  # the peer maps the new one in place of the old
+            self._retired.remove(self._arena)
         self._out[self._arena], self._out_fd[self._arena] = arena, fd
 
     def take(self, start: int, dtype: torch.dtype, shape: tuple, copy: bool = True) -> torch.Tensor:

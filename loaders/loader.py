@@ -344,7 +344,9 @@ class _Outbox:
         self._channel = Channel(conn)
         self._free = window  # batches it may send before the main process has received more
         self._idle: list[int] = []  # arenas handed back
-        self._arenas = 0  # how many it has made
+        self._keep = window + 1  # idle arenas kept; more (after batches were kept) are retired
+        self._spare: list[int] = []  # numbers of retired arenas, made again when needed
+        self._arenas = 0  # how many numbers it has used
         self._current: Optional[int] = None  # the arena of the message being made
         self._tasks: deque = deque()
         self.epoch, self.restart = 0, False
@@ -362,6 +364,9 @@ class _Outbox:
             if kind == _FREE:
                 self._free += message[1]
                 self._idle.extend(array.array("I", message[2:]))
+                while len(self._idle) > self._keep:  # the memory of batches that were kept comes back
+                    self._spare.append(self._idle.pop(0))
+                    self._channel.retire(self._spare[-1])
             elif kind == _TASK:
                 self._tasks.append(pickle.loads(message[1:]))
             elif kind == _EPOCH:
@@ -379,6 +384,8 @@ class _Outbox:
         if self._current is None:
             if self._idle:
                 self._current = self._idle.pop()
+            elif self._spare:
+                self._current = self._spare.pop()
             else:
                 self._current, self._arenas = self._arenas, self._arenas + 1
         self._channel.begin(self._current)

@@ -254,6 +254,31 @@ def test_a_forked_worker_collects_its_garbage_without_copying_the_main_process_h
     del inherited
 
 
+def worker_arena_mappings() -> int:
+    """How many arenas the loader's worker processes (children of this one) have mapped."""
+    import multiprocessing
+
+    count = 0
+    for child in multiprocessing.active_children():
+        if child.name.startswith("loaders-worker"):
+            with open(f"/proc/{child.pid}/maps") as maps:
+                count += sum("loaders-arena" in line for line in maps)
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the processes' mappings from /proc")
+def test_the_memory_of_batches_that_were_kept_comes_back_on_both_sides():
+    loader = SharedMemoryDataLoader(Pictures(), batch_size=4, num_workers=2, persistent_workers=True)
+    held = list(loader)  # the workers make arenas while these are kept
+    assert len(arena_mappings()) >= 100 and worker_arena_mappings() >= 100
+    del held
+    for count, batch in enumerate(loader, 1):  # another epoch on the same workers, each batch dropped
+        assert holds_its_values(batch)
+    assert count == 100
+    assert len(arena_mappings()) <= 2 * 5 and worker_arena_mappings() <= 2 * 5  # the extra arenas are gone
+    del loader, batch  # the persistent workers stop
+
+
 def test_large_and_non_tensor_values_cross():
     class Big(Dataset):
         def __len__(self) -> int:

@@ -510,6 +510,13 @@ def test_a_tensor_allocated_in_the_arena_crosses_as_itself_and_is_released_when_
     assert released == [3]
     sender.send(("no tensors", 1))  # in the last message's arena again
     assert receiver.recv(release=released.append) == ("no tensors", 1) and released == [3, 3]
+    sender.retire(3)  # unmapped here, and by the receiver with the next message
+    sender.begin(0)
+    sender.send(torch.ones(2))
+    assert receiver.recv().tolist() == [1.0, 1.0] and 3 not in receiver._in
+    sender.begin(3)  # made again: a new arena, announced again
+    sender.send(torch.arange(3))
+    assert receiver.recv().tolist() == [0, 1, 2] and 3 in receiver._in
     ours.close()
     theirs.close()
 
