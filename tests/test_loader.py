@@ -201,9 +201,9 @@ class Pictures(Dataset):
         return {"picture": torch.full((3, 32, 32), i % 251, dtype=torch.uint8), "i": i}
 
 
-def arena_mappings() -> list[tuple[int, int]]:
-    """The address ranges of the loaders' shared-memory arenas mapped in this process."""
-    with open("/proc/self/maps") as maps:
+def arena_mappings(pid: object = "self") -> list[tuple[int, int]]:
+    """The address ranges of the loaders' shared-memory arenas mapped in process ``pid`` (this one by default)."""
+    with open(f"/proc/{pid}/maps") as maps:
         lines = [line for line in maps if "loaders-arena" in line]
     return [tuple(int(end, 16) for end in line.split()[0].split("-")) for line in lines]
 
@@ -258,12 +258,8 @@ def worker_arena_mappings() -> int:
     """How many arenas the loader's worker processes (children of this one) have mapped."""
     import multiprocessing
 
-    count = 0
-    for child in multiprocessing.active_children():
-        if child.name.startswith("loaders-worker"):
-            with open(f"/proc/{child.pid}/maps") as maps:
-                count += sum("loaders-arena" in line for line in maps)
-    return count
+    return sum(len(arena_mappings(child.pid)) for child in multiprocessing.active_children()
+               if child.name.startswith("loaders-worker"))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the processes' mappings from /proc")

@@ -128,6 +128,13 @@ class _Ragged:
         raise NotImplementedError
 
 
+def _row_splits(rows: Sequence[Any]) -> np.ndarray:
+    """Where each row ends when ``rows`` are laid end to end, after a leading 0 (TF's row splits)."""
+    splits = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, rows), np.int64, len(rows)), out=splits[1:])
+    return splits
+
+
 class RaggedBytes(_Ragged):
     """Byte strings in one uint8 tensor: string ``i`` is ``values[row_splits[i]:row_splits[i + 1]]``.
 
@@ -150,8 +157,7 @@ class RaggedBytes(_Ragged):
         place there, and none of the page faults a new half-megabyte buffer costs every batch)."""
         allocate = allocate_for_transfer
         if allocate is not None and all(type(row) is bytes for row in rows):
-            splits = np.zeros(len(rows) + 1, np.int64)
-            np.cumsum(np.fromiter(map(len, rows), np.int64, len(rows)), out=splits[1:])
+            splits = _row_splits(rows)
             values = allocate((int(splits[-1]),), torch.uint8)
             into, start = memoryview(values.numpy()), 0
             for row in rows:
@@ -164,8 +170,7 @@ class RaggedBytes(_Ragged):
         except TypeError:
             bad = next(i for i, row in enumerate(rows) if not isinstance(row, _BYTES))
             raise TypeError(f"RaggedBytes: row {bad} is a {type(rows[bad]).__name__}, expected bytes") from None
-        splits = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, rows), np.int64, len(rows)), out=splits[1:])
+        splits = _row_splits(rows)
         if len(rows) and splits[-1] != len(joined):  # a memoryview of items wider than a byte
             return cls.from_rows([bytes(row) for row in rows])
         values = torch.frombuffer(joined, dtype=torch.uint8) if joined else torch.zeros(0, dtype=torch.uint8)
@@ -224,8 +229,7 @@ class RaggedTensor(_Ragged):
                 shapes = sorted({tuple(row.shape) for row in rows})
                 raise InvalidArgumentError(f"RaggedTensor: rows of shapes {shapes}: only the first dimension may vary")
             values = torch.cat(rows) if rows else torch.zeros(0)
-        splits = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, rows), np.int64, len(rows)), out=splits[1:])
+        splits = _row_splits(rows)
         return cls(values, torch.from_numpy(splits))
 
     def row(self, index: int) -> Any:

@@ -25,13 +25,13 @@ from loaders.tfrecord.batches import RaggedBytes, RaggedTensor, for_transfer
 def _stack(column: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.stack(column)``, into the memory the batch crosses in when a loaders.loader worker
     provides it (``batches.allocate_for_transfer``), as PyTorch's workers stack into shared memory."""
-    allocate, first = batches.allocate_for_transfer, column[0]
-    if allocate is None or first.device.type != "cpu" or len({value.dtype for value in column}) != 1:
-        return torch.stack(list(column))  # mixed dtypes: torch.stack's promotion, which out= would not give
+    allocate, rows = batches.allocate_for_transfer, list(column)
+    if allocate is None or rows[0].device.type != "cpu" or len({value.dtype for value in rows}) != 1:
+        return torch.stack(rows)  # mixed dtypes: torch.stack's promotion, which out= would not give
     try:
-        return torch.stack(list(column), out=allocate((len(column), *first.shape), first.dtype))
+        return torch.stack(rows, out=allocate((len(rows), *rows[0].shape), rows[0].dtype))
     except RuntimeError:  # shapes that differ, another device, a tensor requiring grad: torch.stack's own verdict
-        return torch.stack(list(column))
+        return torch.stack(rows)
 
 
 def _collate(batch: Sequence[Mapping[str, Any]], pad: bool, padding_value: float) -> dict[str, Any]:
