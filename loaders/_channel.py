@@ -48,7 +48,7 @@ class Channel:
     child must not rely on torch's intra-op threads, which do not survive ``fork``.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, keep_descriptors: bool = False) -> None:
         self.conn = conn
         self._out: list[Optional[np.ndarray]] = []  # uint8 views of our arenas, by number
         self._out_fd: dict[int, int] = {}  # arenas the peer has not received yet
@@ -59,6 +59,8 @@ class Channel:
         self._retired: list[int] = []  # arenas unmapped since the last message, for the peer to unmap
         self._in: dict[int, mmap.mmap] = {}  # the peer's arenas, by number
         self._in_arrays: dict[int, np.ndarray] = {}
+        self._in_fd: Optional[dict[int, int]] = {} if keep_descriptors else None  # their descriptors, to hand on
+        self._viewed: set[int] = set()  # the peer's arenas that tensors handed out still view
         self._reading: Optional[np.ndarray] = None  # the arena of the message being received
 
     def begin(self, arena: int = 0) -> None:
@@ -120,23 +122,29 @@ class Channel:
             number, size = _ANNOUNCE.unpack_from(data, 1)
             fd = reduction.recv_handle(self.conn)
             try:
-                self._in[number] = mmap.mmap(fd, size)
-            finally:
+                mapping = mmap.mmap(fd, size)
+            except BaseException:
                 os.close(fd)
-            self._in_arrays.pop(number, None)
+                raise
+            self._drop_peer_arena(number)
+            self._in[number] = mapping
+            if self._in_fd is None:
+                os.close(fd)
+            else:
+                self._in_fd[number] = fd
             data = self.conn.recv_bytes()
         number, retired = _HEADER.unpack_from(data, 1)
         body = 1 + _HEADER.size + 4 * retired
         for gone in array.array("I", data[1 + _HEADER.size:body]):
-            self._in.pop(gone, None)
-            self._in_arrays.pop(gone, None)
+            self._drop_peer_arena(gone)
         if release is None:
             if number not in self._in_arrays and number in self._in:
                 self._in_arrays[number] = np.frombuffer(self._in[number], dtype=np.uint8)
             self._reading = self._in_arrays.get(number)
         elif number in self._in:
             self._reading = np.frombuffer(self._in[number], dtype=np.uint8)  # this message's own: its finalizer
-            weakref.finalize(self._reading, release, number).atexit = False
+            self._viewed.add(number)
+            weakref.finalize(self._reading, self._unviewed, number, release).atexit = False
         else:
             self._reading = None
             release(number)
@@ -146,6 +154,49 @@ class Channel:
             return _Unpickler(stream, self, copy=release is None).load()
         finally:
             self._reading = None
+
+    def _unviewed(self, number: int, release: Callable[[int], None]) -> None:
+        self._viewed.discard(number)
+        release(number)
+
+    def _drop_peer_arena(self, number: int) -> None:
+        self._in.pop(number, None)
+        self._in_arrays.pop(number, None)
+        fd = self._in_fd.pop(number, None) if self._in_fd is not None else None
+        if fd is not None:
+            os.close(fd)
+
+    def detach(self, number: int) -> Optional[tuple[int, mmap.mmap]]:
+        """Forget the peer's arena ``number`` and hand over its descriptor and mapping (for a
+        channel that keeps descriptors), or None when it has none such."""
+        if self._in_fd is None or number not in self._in_fd:
+            return None
+        self._in_arrays.pop(number, None)
+        return self._in_fd.pop(number), self._in.pop(number)
+
+    def detach_unviewed(self) -> list[tuple[int, mmap.mmap]]:
+        """:meth:`detach` every peer arena that no tensor handed out views (the peer must be gone)."""
+        return [self.detach(number) for number in list(self._in_fd or ()) if number not in self._viewed]
+
+    def adopt(self, number: int, fd: int, mapping: mmap.mmap) -> None:
+        """Take ``mapping`` of ``fd`` as the peer's arena ``number`` (the peer adopts the same
+        descriptor with :meth:`adopt_own`), so that memory already faulted in is used again."""
+        self._drop_peer_arena(number)
+        self._in[number] = mapping
+        if self._in_fd is None:
+            os.close(fd)
+        else:
+            self._in_fd[number] = fd
+
+    def adopt_own(self, number: int, fd: int, size: int) -> None:
+        """Map ``fd`` (closed here) as our arena ``number``, which the peer has mapped already."""
+        try:
+            mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        finally:
+            os.close(fd)
+        while len(self._out) <= number:
+            self._out.append(None)
+        self._out[number] = np.frombuffer(mapping, dtype=np.uint8)
 
     def place(self, tensor: torch.Tensor) -> tuple:
         """Where ``tensor`` lies in the message's arena, copied there unless :meth:`allocate` made it."""

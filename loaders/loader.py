@@ -8,7 +8,9 @@ worker owns a pool of arenas (``loaders._channel``'s: shared memory mapped once 
 their file descriptors passed once). A batch is collated straight into a free arena (its stacked
 tensors allocated there, as PyTorch's workers allocate them in a new segment), only its place
 crosses the worker's socket, and the main process hands out tensors that view the arena; once the
-last of a batch's tensors is gone, the arena goes back to its worker for another batch. A
+last of a batch's tensors is gone, the arena goes back to its worker for another batch; when
+an epoch's workers stop, their idle arenas are lent to the next epoch's (memory already faulted
+in, not new pages). A
 program that keeps batches keeps their arenas, and the worker makes new ones meanwhile; a
 ``collate_fn`` that keeps what it returned must keep a copy, since that memory is used again.
 
@@ -29,7 +31,10 @@ import multiprocessing
 import os
 import pickle
 import random
+import threading
+import weakref
 from collections import deque
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -49,7 +54,7 @@ from loaders.tfrecord import batches
 from loaders.tfrecord.collate import collate_ragged
 from loaders.tfrecord.dataset import TFRecordDataset
 
-_STOP, _FREE, _TASK, _EPOCH = b"S", b"F", b"T", b"E"
+_STOP, _FREE, _TASK, _EPOCH, _LEND = b"S", b"F", b"T", b"E", b"L"
 _BATCH, _END, _ERROR, _FATAL = 0, 1, 2, 3
 _JOIN_SECONDS = 5.0
 _WATCH_SECONDS = 1.0  # how often a waiting worker checks that the main process is still there
@@ -65,6 +70,8 @@ class SharedMemoryDataLoader(torch.utils.data.DataLoader):
         super().__init__(dataset, batch_size, *args, **kwargs)
         if given.get("collate_fn") is None and self.batch_size is not None:
             self.collate_fn = collate_ragged
+        self._arena_pool = _ArenaPool()
+        weakref.finalize(self, self._arena_pool.close)
 
     def _get_iterator(self) -> Any:
         if self.num_workers == 0:
@@ -87,6 +94,8 @@ class _WorkerIterator:
         window = loader.prefetch_factor or 2
         base_seed = int(torch.empty((), dtype=torch.int64).random_(generator=loader.generator).item())
         context = loader.multiprocessing_context or multiprocessing.get_context()
+        self._pool = loader._arena_pool
+        self._pool.limit = loader.num_workers * (window + 1)
         batched = _decoding_batches(loader)
         if batched is not None:  # the dataset's own batches, equal to the records collated
             job = _Job(batched, True, False, None, default_convert, False, loader.num_workers, base_seed,
@@ -100,7 +109,8 @@ class _WorkerIterator:
                                       name=f"loaders-worker-{worker_id}", daemon=True)
             process.start()
             theirs.close()
-            self._workers.append(_Worker(ours, process))
+            self._workers.append(_Worker(ours, process, self._pool))
+            self._workers[-1].lend(self._pool.take(window + 1))
         self._window, self._epoch = window, 0
         self._start_epoch()
 
@@ -184,6 +194,7 @@ class _WorkerIterator:
             worker.stop()
         for worker in workers:
             worker.join()
+            worker.surrender()
 
     def __del__(self) -> None:
         self._shutdown()
@@ -206,13 +217,69 @@ class _WorkerError(Exception):
         self.exception = exception
 
 
+class _ArenaPool:
+    """A loader's arenas kept from one epoch's workers for the next one's: their memory is
+    already faulted in, which a new arena's is not (a page fault each 4 KiB, zeroed)."""
+
+    def __init__(self) -> None:
+        self.free: list[tuple[int, Any]] = []  # (descriptor, mapping) of arenas no batch views
+        self.limit = 0  # how many are kept: each worker's idle ones
+        self._lock = threading.RLock()  # a batch may be dropped, and its arena put here, in any thread
+
+    def put(self, arena: Optional[tuple[int, Any]]) -> None:
+        if arena is None:
+            return
+        with self._lock:
+            if len(self.free) < self.limit:
+                self.free.append(arena)
+                return
+        os.close(arena[0])  # the mapping goes with its last reference
+
+    def take(self, count: int) -> list[tuple[int, Any]]:
+        with self._lock:
+            taken, self.free = self.free[:count], self.free[count:]
+        return taken
+
+    def close(self) -> None:
+        self.limit = 0
+        for fd, _ in self.take(len(self.free)):
+            os.close(fd)
+
+
 class _Worker:
     """The main process's end of one worker: its socket, process and arenas."""
 
-    def __init__(self, conn: Connection, process: Any) -> None:
+    def __init__(self, conn: Connection, process: Any, pool: _ArenaPool) -> None:
         self.conn, self.process = conn, process
-        self._channel = Channel(conn)
+        self._channel = Channel(conn, keep_descriptors=True)
         self._released: deque = deque()  # arenas whose batches are gone, not yet handed back
+        self._pool, self._stopped = pool, False
+
+    def lend(self, arenas: list[tuple[int, Any]]) -> None:
+        """The worker's first message: arenas of an earlier epoch for it to use (numbers 0, 1, ...)."""
+        try:
+            self.conn.send_bytes(_LEND + array.array("Q", [len(mapping) for _, mapping in arenas]).tobytes())
+            for fd, _ in arenas:
+                reduction.send_handle(self.conn, fd, self.process.pid)
+        except OSError:  # the worker is gone already: receive() reports it
+            for arena in arenas:
+                self._pool.put(arena)
+            return
+        for number, (fd, mapping) in enumerate(arenas):
+            self._channel.adopt(number, fd, mapping)
+
+    def _release(self, number: int) -> None:
+        """The batch in arena ``number`` is gone: the arena goes back to the worker, or to the pool."""
+        if self._stopped:
+            self._pool.put(self._channel.detach(number))
+        else:
+            self._released.append(number)
+
+    def surrender(self) -> None:
+        """Once the worker has stopped: its arenas to the pool, those batches still view when they go."""
+        self._stopped = True
+        for arena in self._channel.detach_unviewed():
+            self._pool.put(arena)
 
     def post(self, kind: bytes, value: Any = None) -> None:
         if self._released:
@@ -231,7 +298,7 @@ class _Worker:
         try:
             if timeout and not self.conn.poll(timeout):
                 raise RuntimeError(f"DataLoader timed out after {timeout} seconds")
-            message = self._channel.recv(release=self._released.append)
+            message = self._channel.recv(release=self._release)
             self._free(1)
         except (EOFError, OSError):
             self.process.join(_JOIN_SECONDS)
@@ -285,9 +352,9 @@ def _worker_main(conn: Connection, job: _Job, worker_id: int, window: int) -> No
     _torch_worker._worker_info = _torch_worker.WorkerInfo(id=worker_id, num_workers=job.num_workers, seed=seed,
                                                           dataset=job.dataset)
     batches.share_in_workers = False  # batches leave through the arenas, not torch.multiprocessing
-    outbox = _Outbox(conn, window)
-    job = job._replace(collate_fn=outbox.collating(job.collate_fn))
     try:
+        outbox = _Outbox(conn, window)
+        job = job._replace(collate_fn=outbox.collating(job.collate_fn))
         try:
             if job.init_fn is not None:
                 job.init_fn(worker_id)
@@ -351,6 +418,17 @@ class _Outbox:
         self._tasks: deque = deque()
         self.epoch, self.restart = 0, False
         self._parent = os.getppid()
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """Take the arenas the main process lends (its first message), to use before making new ones."""
+        message = self.conn.recv_bytes()
+        if message[:1] != _LEND:
+            raise _Stop
+        for number, size in enumerate(array.array("Q", message[1:])):
+            self._channel.adopt_own(number, reduction.recv_handle(self.conn), size)
+            self._idle.append(number)
+        self._arenas = len(self._idle)
 
     def read(self, block: bool) -> None:
         """Take in the main process's messages: all that wait, or (``block``) at least one."""

@@ -225,7 +225,29 @@ def test_batches_view_their_workers_arenas_which_come_back_once_a_batch_is_gone(
     assert len(held) == 100 and all(holds_its_values(batch) for batch in held)
     assert len(arena_mappings()) >= 100
     del held, batch
-    assert len(arena_mappings()) <= 1
+    assert len(arena_mappings()) <= 2 * 3  # each worker's idle arenas, kept for the next epoch's workers
+    del loader
+    assert arena_mappings() == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's mappings from /proc")
+def test_the_next_epochs_workers_use_the_arenas_of_the_last_and_kept_batches_stay_whole():
+    loader = SharedMemoryDataLoader(Pictures(), batch_size=4, num_workers=2)
+    kept = next(iter(loader))  # from an epoch abandoned after one batch
+    assert all(holds_its_values(batch) for batch in loader)
+    pooled = arena_mappings()
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for epoch in range(3):
+        for count, batch in enumerate(loader):
+            assert holds_its_values(batch)
+            if count < 2:  # each worker's first batch is made in an arena of the last epoch
+                pointer = batch["picture"].data_ptr()
+                assert any(low <= pointer < high for low, high in pooled)
+        del batch
+        assert len(arena_mappings()) <= len(pooled) + 1 and len(os.listdir("/proc/self/fd")) == descriptors
+    assert holds_its_values(kept) and int(kept["i"][0]) == 0  # its arena was not lent while it was viewed
+    del loader, kept
+    assert arena_mappings() == []
 
 
 class CollectionCost(Dataset):
@@ -346,9 +368,11 @@ def test_breaking_out_stops_the_workers():
 
 
 def test_spawned_workers_receive_the_dataset_by_pickle():
-    ours = list(SharedMemoryDataLoader(Squares(9), batch_size=4, num_workers=2, multiprocessing_context="spawn"))
-    assert [b["i"].tolist() for b in ours] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
-    assert ours[0]["name"] == [b"n0", b"n1", b"n2", b"n3"]
+    loader = SharedMemoryDataLoader(Squares(9), batch_size=4, num_workers=2, multiprocessing_context="spawn")
+    for _ in range(2):  # the second epoch's workers are lent the first's arenas
+        ours = [{"i": b["i"].tolist(), "name": list(b["name"])} for b in loader]
+        assert [b["i"] for b in ours] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+        assert ours[0]["name"] == [b"n0", b"n1", b"n2", b"n3"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")

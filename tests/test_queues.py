@@ -521,6 +521,43 @@ def test_a_tensor_allocated_in_the_arena_crosses_as_itself_and_is_released_when_
     theirs.close()
 
 
+def test_an_arena_detached_from_a_gone_peer_is_adopted_by_a_new_pair_without_crossing_again():
+    import multiprocessing
+    import os
+
+    from loaders._channel import Channel
+
+    ours, theirs = multiprocessing.Pipe()
+    sender, receiver = Channel(ours), Channel(theirs, keep_descriptors=True)
+    sender.begin(0)
+    sender.allocate((3,), torch.int64).copy_(torch.tensor([1, 2, 3]))
+    sender.send(None)
+    assert receiver.recv(release=lambda number: None) is None
+    sender.begin(1)
+    sender.send(torch.zeros(2))
+    kept = receiver.recv(release=lambda number: None)  # arena 1 still viewed
+    ours.close()
+    theirs.close()
+    detached = receiver.detach_unviewed()
+    assert len(detached) == 1 and receiver.detach(1) is not None and receiver.detach(1) is None
+    (fd, mapping), = detached
+    ours, theirs = multiprocessing.Pipe()
+    sender, receiver = Channel(ours), Channel(theirs, keep_descriptors=True)
+    sender.adopt_own(5, os.dup(fd), len(mapping))
+    receiver.adopt(5, fd, mapping)
+    assert bytes(mapping[:8]) == (1).to_bytes(8, "little")  # the memory of the first pair
+    sender.begin(5)
+    made = sender.allocate((2,), torch.int64)
+    made.copy_(torch.tensor([8, 9]))
+    sender.send(made)
+    got = receiver.recv(release=lambda number: None)
+    start = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    assert got.tolist() == [8, 9] and start <= got.data_ptr() < start + len(mapping)  # the adopted memory itself
+    assert kept.tolist() == [0.0, 0.0]
+    ours.close()
+    theirs.close()
+
+
 def _block_in_dequeue(queue):
     queue.dequeue()
 
