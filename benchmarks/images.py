@@ -12,7 +12,9 @@ window alone with the ``_jpeg`` C extension, or the whole image: ``partial=False
 first epoch and (``SharedMemoryDataLoader``) the second epoch of a loader, whose new workers are
 lent the first's arenas, as every epoch after the first in training; the ``tfrecord`` package's dataset in a ``DataLoader``; the ceilings: 2 processes that decode and
 transform half of the images each with nothing crossing; and (``--tensorflow``, its own interpreter, rows lost
-alone when it fails) tf.data: interleave + map(decode_and_crop_jpeg) + batch + prefetch. The
+alone when it fails) tf.data: interleave + map(decode_and_crop_jpeg) + batch + prefetch, with TF's
+defaults (fast IDCT, no antialiasing) and with the accurate IDCT and antialiased resize that give
+torchvision's pixels, as the other rows do. The
 cases run in turn, ``--repeat`` rounds; each row is its best round.
 """
 from __future__ import annotations
@@ -201,7 +203,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             top = f"ceiling, 2 processes: {transform}"
             if name.endswith(f": {transform}") and name != top and top in best:
                 print(f"{name}: {best[top] / best[name]:.2f}x the ceiling (target >= 0.95x)")
-    tf_name = next((name for name in best if name.startswith("TensorFlow")), None)
+    tf_name = next((name for name in best if name.startswith("TensorFlow")), None)  # TF's defaults, its fastest
     if tf_name:
         for name in best:
             if "SharedMemoryDataLoader" in name:

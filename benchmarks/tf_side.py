@@ -59,26 +59,33 @@ def tfrecord_cases(tf, path: str) -> dict:
 
 def images_cases(tf, pattern: str, size: int, batch_size: int) -> dict:
     """ImageNet-style training input: interleave the shards, decode_and_crop_jpeg a random crop
-    (TF's sample_distorted_bounding_box, as RandomResizedCrop draws it), resize, flip, batch, prefetch."""
+    (TF's sample_distorted_bounding_box, as RandomResizedCrop draws it), resize, flip, batch, prefetch;
+    with TF's defaults (fast IDCT, resize without antialiasing), and with torchvision's pixels
+    (accurate IDCT, antialiased resize) as the other rows make."""
     features = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
                 "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
 
-    def decode(record):
-        example = tf.io.parse_single_example(record, features)
-        encoded = example["image/encoded"]
-        shape = tf.io.extract_jpeg_shape(encoded)
-        begin, crop, _ = tf.image.sample_distorted_bounding_box(
-            shape, tf.zeros([0, 0, 4]), min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
-            area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
-        window = tf.stack([begin[0], begin[1], crop[0], crop[1]])
-        image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-        image = tf.image.resize(image, [size, size])
-        return tf.image.random_flip_left_right(image), example["image/class/label"]
+    def pipeline(dct_method: str, antialias: bool):
+        def decode(record):
+            example = tf.io.parse_single_example(record, features)
+            encoded = example["image/encoded"]
+            shape = tf.io.extract_jpeg_shape(encoded)
+            begin, crop, _ = tf.image.sample_distorted_bounding_box(
+                shape, tf.zeros([0, 0, 4]), min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+                area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+            window = tf.stack([begin[0], begin[1], crop[0], crop[1]])
+            image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3, dct_method=dct_method)
+            image = tf.image.resize(image, [size, size], antialias=antialias)
+            return tf.image.random_flip_left_right(image), example["image/class/label"]
 
-    files = tf.data.Dataset.list_files(pattern, shuffle=False)
-    pipeline = (files.interleave(tf.data.TFRecordDataset, cycle_length=2, num_parallel_calls=2)
+        files = tf.data.Dataset.list_files(pattern, shuffle=False)
+        return (files.interleave(tf.data.TFRecordDataset, cycle_length=2, num_parallel_calls=2)
                 .map(decode, num_parallel_calls=2).batch(batch_size).prefetch(2))
-    return {"TensorFlow tf.data: interleave, map(decode_and_crop_jpeg, 2), batch, prefetch": lambda: count(pipeline)}
+
+    defaults, same_pixels = pipeline("", False), pipeline("INTEGER_ACCURATE", True)
+    name = "TensorFlow tf.data: interleave, map(decode_and_crop_jpeg, 2), batch, prefetch"
+    return {name: lambda: count(defaults),
+            f"{name}; accurate IDCT, antialiased resize (torchvision's pixels)": lambda: count(same_pixels)}
 
 
 def run_tensorflow(args: list, timeout: float) -> tuple:

@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as F
 
 from loaders.errors import InvalidArgumentError
 from loaders.tfrecord import DecodeImage, RaggedBytes, RandomResizedCropJPEG
-from loaders.tfrecord.images import _jpeg_size
+from loaders.tfrecord.images import _jpeg, _jpeg_size, _planar
 
 
 def picture(width: int, height: int, kind: str = "JPEG", **options) -> bytes:
@@ -91,3 +91,18 @@ def test_cuda_decoding_matches_the_cpu():
         assert gpu.shape == cpu.shape and (gpu.cpu().float() - cpu.float()).abs().mean() < 2
     batch = RandomResizedCropJPEG(24).batch(RaggedBytes.from_rows(jpegs), device="cuda")
     assert batch.is_cuda and batch.shape == (2, 3, 24, 24) and batch.dtype == torch.uint8
+
+
+@pytest.mark.skipif(_jpeg is None, reason="needs the _jpeg C extension")
+def test_rgb_pixels_laid_out_channels_last_become_planes_as_torch_copies_them():
+    generator = torch.Generator().manual_seed(3)
+    for height, width in [(1, 1), (2, 31), (5, 33), (224, 224), (3, 1000)]:  # the vector loops' tails
+        hwc = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=generator)
+        for flip in (False, True):
+            ours = _planar(hwc.permute(2, 0, 1), flip)
+            theirs = hwc.permute(2, 0, 1).flip(-1) if flip else hwc.permute(2, 0, 1)
+            assert ours.is_contiguous() and torch.equal(ours, theirs)
+    gray = torch.randint(0, 256, (4, 6, 1), dtype=torch.uint8, generator=generator).permute(2, 0, 1)
+    assert torch.equal(_planar(gray, True), gray.flip(-1))  # not RGB: torch's copy
+    with pytest.raises(ValueError, match="buffers of 12 and 12 bytes for 2 x 3 RGB pixels"):
+        _jpeg.planar(bytes(12), bytearray(12), 2, 3, False)

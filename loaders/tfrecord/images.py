@@ -127,9 +127,7 @@ class RandomResizedCropJPEG:
             image = self._decode(raw)
         image = F.resized_crop(image, top, left, height, width, list(self.size),
                                interpolation=InterpolationMode.BILINEAR, antialias=True)
-        if self.flip and torch.rand(()) < self.flip:
-            image = image.flip(-1)
-        return image.contiguous()
+        return _planar(image, bool(self.flip and torch.rand(()) < self.flip))
 
     def batch(self, datas: Union[Sequence[Encoded], RaggedBytes], device: Union[str, torch.device] = "cpu") -> torch.Tensor:
         """``[batch, 3, *size]``: each image cropped on the CPU, or on a CUDA ``device`` all of
@@ -162,8 +160,8 @@ def decode_and_crop_jpeg(contents: Encoded, crop_window: Sequence[int], channels
         raise InvalidArgumentError(f"channels must be 1 or 3 (not {channels}), ratio 1, 2, 4 or 8 (not {ratio}), "
                                    f"dct_method one of {sorted(_FAST_DCT)} (not {dct_method!r})")
     if _jpeg is not None:
-        return _decode_window(raw, window, ratio, channels, fast=_FAST_DCT[dct_method], context=False).permute(
-            2, 0, 1).contiguous()
+        return _planar(_decode_window(raw, window, ratio, channels, fast=_FAST_DCT[dct_method],
+                                      context=False).permute(2, 0, 1), False)
     header = _open(raw)  # no C extension: PIL decodes the whole image (scaled by draft mode), then crops
     if header.format != "JPEG":
         raise InvalidArgumentError(f"not a decodable JPEG: a {header.format} image")
@@ -191,6 +189,18 @@ def _decode_window(raw: Any, window: Sequence[int], factor: int, channels: int, 
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
     return torch.frombuffer(pixels, dtype=torch.uint8).view(window[2], window[3], channels)
+
+
+def _planar(image: torch.Tensor, flip: bool) -> torch.Tensor:
+    """``image`` ``[C, H, W]`` as a contiguous tensor, its columns reversed when ``flip``. An RGB
+    image laid out channels last (a crop window's decode, and its resize) is turned into planes
+    by ``_jpeg.c`` in one pass, 5-10x torch's strided copy."""
+    hwc = image.permute(1, 2, 0)
+    if _jpeg is None or image.dtype != torch.uint8 or image.shape[0] != 3 or not hwc.is_contiguous():
+        return (image.flip(-1) if flip else image).contiguous()
+    out = torch.empty(image.shape, dtype=torch.uint8)
+    _jpeg.planar(hwc.numpy(), out.numpy(), image.shape[1], image.shape[2], flip)
+    return out
 
 
 def _scale_window(window: Sequence[int], full: Sequence[int], scaled: Sequence[int]) -> tuple[int, int, int, int]:
