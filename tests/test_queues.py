@@ -570,11 +570,11 @@ def test_a_killed_remote_caller_does_not_take_an_element():
     queue = FIFOQueue(2, torch.int64, shapes=[])
     process = mp.get_context("fork").Process(target=_block_in_dequeue, args=(queue,))
     process.start()
-    time.sleep(0.5)
+    _wait_for(lambda: len(queue._core._dequeuers) == 1)  # the child's dequeue waits at the owner
     process.kill()
     process.join()
     assert process.exitcode == -signal.SIGKILL
-    time.sleep(0.5)  # the owner notices the closed connection and abandons that dequeue
+    _wait_for(lambda: not queue._core._dequeuers)  # the owner notices the closed connection and abandons it
     queue.enqueue(1)
     assert int(queue.dequeue(timeout=5)) == 1
 
