@@ -126,12 +126,7 @@ class Channel:
             except BaseException:
                 os.close(fd)
                 raise
-            self._drop_peer_arena(number)
-            self._in[number] = mapping
-            if self._in_fd is None:
-                os.close(fd)
-            else:
-                self._in_fd[number] = fd
+            self.adopt(number, fd, mapping)
             data = self.conn.recv_bytes()
         number, retired = _HEADER.unpack_from(data, 1)
         body = 1 + _HEADER.size + 4 * retired
@@ -179,8 +174,9 @@ class Channel:
         return [self.detach(number) for number in list(self._in_fd or ()) if number not in self._viewed]
 
     def adopt(self, number: int, fd: int, mapping: mmap.mmap) -> None:
-        """Take ``mapping`` of ``fd`` as the peer's arena ``number`` (the peer adopts the same
-        descriptor with :meth:`adopt_own`), so that memory already faulted in is used again."""
+        """Take ``mapping`` of ``fd`` as the peer's arena ``number``: one it announced, or one lent
+        to it (the peer adopts the same descriptor with :meth:`adopt_own`) to use memory already
+        faulted in again."""
         self._drop_peer_arena(number)
         self._in[number] = mapping
         if self._in_fd is None:
