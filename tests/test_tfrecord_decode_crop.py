@@ -199,3 +199,35 @@ def test_random_resized_crop_gives_the_same_pixels_decoding_the_window_alone():
                     assert (window.float() - whole_image.float()).abs().mean() < 8
                 else:
                     assert torch.equal(window, whole_image), (name, seed)
+
+
+@needs_extension
+def test_random_resized_crop_with_tensorflows_defaults_fast_idct_and_no_antialiasing():
+    """antialias=False resizes as torchvision's antialias=False; dct_method="INTEGER_FAST" decodes
+    the window with TF's default IDCT: the pixels of the whole image so decoded, then cropped."""
+    from torchvision.transforms import InterpolationMode, RandomResizedCrop
+    from torchvision.transforms.v2 import functional as F
+
+    for name in ("4:2:0", "progressive 4:2:0"):
+        jpeg, (height, width) = JPEGS[name], size(JPEGS[name])
+        for seed in range(4):
+            for dct in ("", "INTEGER_FAST"):
+                torch.manual_seed(seed)
+                ours = RandomResizedCropJPEG(24, reduced=False, antialias=False, dct_method=dct)(jpeg)
+                torch.manual_seed(seed)
+                whole = decode_and_crop_jpeg(jpeg, [0, 0, height, width], dct_method=dct)
+                top, left, h, w = RandomResizedCrop.get_params(whole, [0.08, 1.0], [3 / 4, 4 / 3])
+                theirs = F.resized_crop(whole, top, left, h, w, [24, 24], interpolation=InterpolationMode.BILINEAR,
+                                        antialias=False)
+                assert torch.equal(ours, theirs.flip(-1) if torch.rand(()) < 0.5 else theirs), (name, seed, dct)
+        torch.manual_seed(0)
+        fast = RandomResizedCropJPEG(24, scale=(1.0, 1.0), flip=0, reduced=False, dct_method="INTEGER_FAST")(jpeg)
+        torch.manual_seed(0)
+        accurate = RandomResizedCropJPEG(24, scale=(1.0, 1.0), flip=0, reduced=False)(jpeg)
+        torch.manual_seed(0)
+        aliased = RandomResizedCropJPEG(24, scale=(1.0, 1.0), flip=0, reduced=False, antialias=False)(jpeg)
+        assert not torch.equal(fast, accurate) and not torch.equal(aliased, accurate)
+    with pytest.raises(ValueError, match="dct_method must be one of"):
+        RandomResizedCropJPEG(24, dct_method="FLOAT")
+    with pytest.raises(ValueError, match="needs the crop window decoded by the _jpeg extension"):
+        RandomResizedCropJPEG(24, partial=False, dct_method="INTEGER_FAST")

@@ -85,14 +85,23 @@ class RandomResizedCropJPEG:
     """``RandomResizedCrop(size, scale, ratio)`` and a horizontal flip with probability ``flip``,
     decoding an encoded image only as far as the crop needs (see the module's text): a
     ``uint8`` RGB tensor ``[3, *size]``. ``reduced=False`` decodes at full size, ``partial=False``
-    decodes the whole image even where the C extension could decode the crop window alone."""
+    decodes the whole image even where the C extension could decode the crop window alone.
+    ``antialias`` is torchvision's; ``antialias=False`` with ``dct_method="INTEGER_FAST"`` (the
+    window decode's, as ``decode_and_crop_jpeg``'s) is what TF's ``decode_and_crop_jpeg`` and
+    ``tf.image.resize`` do by default, cheaper and aliased."""
 
     def __init__(self, size: Union[int, Sequence[int]], scale: Sequence[float] = (0.08, 1.0),
                  ratio: Sequence[float] = (3 / 4, 4 / 3), flip: float = 0.5, reduced: bool = True,
-                 partial: bool = True) -> None:
+                 partial: bool = True, antialias: bool = True, dct_method: str = "") -> None:
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.scale, self.ratio, self.flip, self.reduced = tuple(scale), tuple(ratio), flip, reduced
         self.partial = partial and _jpeg is not None
+        if dct_method not in _FAST_DCT:
+            raise ValueError(f"dct_method must be one of {sorted(_FAST_DCT)}, not {dct_method!r}")
+        self.antialias, self.fast = antialias, _FAST_DCT[dct_method]
+        if self.fast and not self.partial:
+            raise ValueError("dct_method='INTEGER_FAST' needs the crop window decoded by the _jpeg extension "
+                             f"(partial={partial}, extension {'built' if _jpeg else 'not built'})")
         self._decode = DecodeImage()
 
     def reduction(self, crop_height: int, crop_width: int) -> int:
@@ -117,7 +126,7 @@ class RandomResizedCropJPEG:
         if self.partial and jpeg:  # the window alone, scaled by libjpeg, in torchvision's pixels
             scaled = (-(-full_height // factor), -(-full_width // factor))  # libjpeg rounds up
             window = _scale_window((top, left, height, width), (full_height, full_width), scaled)
-            image = _decode_window(raw, window, factor, 3, fast=False, context=True).permute(2, 0, 1)
+            image = _decode_window(raw, window, factor, 3, fast=self.fast, context=True).permute(2, 0, 1)
             top, left, height, width = 0, 0, window[2], window[3]
         elif factor > 1:
             image = _decode_reduced(header or _open(raw), factor)
@@ -126,7 +135,7 @@ class RandomResizedCropJPEG:
         else:
             image = self._decode(raw)
         image = F.resized_crop(image, top, left, height, width, list(self.size),
-                               interpolation=InterpolationMode.BILINEAR, antialias=True)
+                               interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
         return _planar(image, bool(self.flip and torch.rand(()) < self.flip))
 
     def batch(self, datas: Union[Sequence[Encoded], RaggedBytes], device: Union[str, torch.device] = "cpu") -> torch.Tensor:
@@ -140,7 +149,7 @@ class RandomResizedCropJPEG:
         for image in images:
             top, left, height, width = RandomResizedCrop.get_params(image, list(self.scale), list(self.ratio))
             image = F.resized_crop(image, top, left, height, width, list(self.size),
-                                   interpolation=InterpolationMode.BILINEAR, antialias=True)
+                                   interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
             out.append(image.flip(-1) if self.flip and torch.rand(()) < self.flip else image)
         return torch.stack(out)
 
