@@ -231,3 +231,64 @@ def test_random_resized_crop_with_tensorflows_defaults_fast_idct_and_no_antialia
         RandomResizedCropJPEG(24, dct_method="FLOAT")
     with pytest.raises(ValueError, match="needs the crop window decoded by the _jpeg extension"):
         RandomResizedCropJPEG(24, partial=False, dct_method="INTEGER_FAST")
+
+
+SAMPLER_CASES = [([300, 500], (0.08, 1.0), (3 / 4, 4 / 3)), ([512, 256], (0.08, 1.0), (3 / 4, 4 / 3)),
+                 ([400, 400], (0.5, 1.0), (0.5, 2.0)), ([9, 7], (0.08, 1.0), (3 / 4, 4 / 3)),
+                 ([20, 600], (0.3, 1.0), (1.0, 1.0))]  # the last fits no square crop: the whole image
+SAMPLER_SIDE = """
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf
+tf.random.set_seed(1)
+cases, draws = json.loads(sys.argv[1]), int(sys.argv[2])
+out = []
+for shape, scale, ratio in cases:
+    boxes = []
+    for _ in range(draws):
+        begin, size, _ = tf.image.sample_distorted_bounding_box(
+            shape + [3], tf.zeros([0, 0, 4]), min_object_covered=0.0, aspect_ratio_range=ratio, area_range=scale,
+            max_attempts=10, use_image_if_no_bounding_boxes=True)
+        boxes.append([int(begin[0]), int(begin[1]), int(size[0]), int(size[1])])
+    out.append(boxes)
+print(json.dumps(out))
+"""
+
+
+def test_the_tensorflow_sampler_draws_crops_as_sample_distorted_bounding_box():
+    """sampler="tensorflow" against TF's own draws (no boxes, min_object_covered=0): the same
+    distribution of areas, heights and shapes, offsets that never reach the far edge (TF draws
+    them in [0, room)), and the whole image when no crop fits; torchvision's sampler differs."""
+    python = tf_python()
+    if python is None:
+        pytest.skip(MISSING)
+    draws = 1500
+    done = subprocess.run([python, "-c", SAMPLER_SIDE, json.dumps(SAMPLER_CASES), str(draws)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, f"the TensorFlow side failed ({python}):\n{done.stderr[-4000:]}"
+    theirs_by_case = json.loads(done.stdout.strip().splitlines()[-1])
+    torch.manual_seed(0)
+    deciles = np.linspace(0.1, 0.9, 9)
+    for (shape, scale, ratio), theirs in zip(SAMPLER_CASES, theirs_by_case):
+        height, width = shape
+        crop = RandomResizedCropJPEG(24, scale=scale, ratio=ratio, sampler="tensorflow")
+        ours, theirs = np.array([crop.window(height, width) for _ in range(draws)]), np.array(theirs)
+        torchvision = np.array([RandomResizedCropJPEG(24, scale=scale, ratio=ratio).window(height, width)
+                                for _ in range(draws)])
+        for boxes in (ours, theirs):
+            assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] > 0).all()
+            assert (boxes[:, 0] + boxes[:, 2] <= height).all() and (boxes[:, 1] + boxes[:, 3] <= width).all()
+            inner = boxes[:, 2] < height  # TF's offsets lie in [0, room): a crop never reaches the far edge
+            assert (boxes[inner, 0] + boxes[inner, 2] < height).all()
+        area = lambda boxes: boxes[:, 2] * boxes[:, 3] / (height * width)  # noqa: E731
+        whole = lambda boxes: np.mean((boxes[:, 2] == height) & (boxes[:, 3] == width))  # noqa: E731
+        assert abs(area(ours).mean() - area(theirs).mean()) < 0.02, shape
+        assert np.abs(np.quantile(ours[:, 2], deciles) - np.quantile(theirs[:, 2], deciles)).max() <= max(2, 0.04 * height)
+        assert abs(np.mean(ours[:, 3] / ours[:, 2]) - np.mean(theirs[:, 3] / theirs[:, 2])) < 0.03
+        assert abs(whole(ours) - whole(theirs)) < 0.03
+        if shape == [300, 500]:
+            assert area(torchvision).mean() - area(theirs).mean() > 0.03  # torchvision's draws are larger
+    assert (np.array(theirs_by_case[-1]) == [0, 0, 20, 600]).all()
+    assert RandomResizedCropJPEG(24, scale=(0.3, 1.0), ratio=(1.0, 1.0), sampler="tensorflow").window(20, 600) == (0, 0, 20, 600)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        RandomResizedCropJPEG(24, sampler="keras")

@@ -88,11 +88,14 @@ class RandomResizedCropJPEG:
     decodes the whole image even where the C extension could decode the crop window alone.
     ``antialias`` is torchvision's; ``antialias=False`` with ``dct_method="INTEGER_FAST"`` (the
     window decode's, as ``decode_and_crop_jpeg``'s) is what TF's ``decode_and_crop_jpeg`` and
-    ``tf.image.resize`` do by default, cheaper and aliased."""
+    ``tf.image.resize`` do by default, cheaper and aliased. ``sampler="tensorflow"`` draws the crop
+    as TF's ``sample_distorted_bounding_box`` (no boxes) does instead of torchvision's way: its
+    distribution, from torch's generator; smaller crops on average."""
 
     def __init__(self, size: Union[int, Sequence[int]], scale: Sequence[float] = (0.08, 1.0),
                  ratio: Sequence[float] = (3 / 4, 4 / 3), flip: float = 0.5, reduced: bool = True,
-                 partial: bool = True, antialias: bool = True, dct_method: str = "") -> None:
+                 partial: bool = True, antialias: bool = True, dct_method: str = "",
+                 sampler: str = "torchvision") -> None:
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.scale, self.ratio, self.flip, self.reduced = tuple(scale), tuple(ratio), flip, reduced
         self.partial = partial and _jpeg is not None
@@ -102,7 +105,14 @@ class RandomResizedCropJPEG:
         if self.fast and not self.partial:
             raise ValueError("dct_method='INTEGER_FAST' needs the crop window decoded by the _jpeg extension "
                              f"(partial={partial}, extension {'built' if _jpeg else 'not built'})")
+        if sampler not in _SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(_SAMPLERS)}, not {sampler!r}")
+        self._sample = _SAMPLERS[sampler]
         self._decode = DecodeImage()
+
+    def window(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """A random crop ``(top, left, height, width)`` of an image of ``height`` x ``width``, drawn by the sampler."""
+        return self._sample(height, width, self.scale, self.ratio)
 
     def reduction(self, crop_height: int, crop_width: int) -> int:
         """The DCT scaling the crop allows: the largest of 8, 4, 2 that leaves it at least the output size, else 1."""
@@ -119,8 +129,7 @@ class RandomResizedCropJPEG:
             header = _open(raw)
             size = header.size
         full_width, full_height = size
-        shape = torch.empty(1).expand(3, full_height, full_width)  # get_params reads only the shape
-        top, left, height, width = RandomResizedCrop.get_params(shape, list(self.scale), list(self.ratio))
+        top, left, height, width = self.window(full_height, full_width)
         jpeg = raw[:2] == _JPEG
         factor = self.reduction(height, width) if self.reduced and jpeg else 1
         if self.partial and jpeg:  # the window alone, scaled by libjpeg, in torchvision's pixels
@@ -147,11 +156,57 @@ class RandomResizedCropJPEG:
         images = DecodeImage(device=device)(list(datas))
         out = []
         for image in images:
-            top, left, height, width = RandomResizedCrop.get_params(image, list(self.scale), list(self.ratio))
+            top, left, height, width = self.window(image.shape[-2], image.shape[-1])
             image = F.resized_crop(image, top, left, height, width, list(self.size),
                                    interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
             out.append(image.flip(-1) if self.flip and torch.rand(()) < self.flip else image)
         return torch.stack(out)
+
+
+def _torchvision_window(height: int, width: int, scale: Sequence[float], ratio: Sequence[float]) -> tuple:
+    """torchvision's ``RandomResizedCrop.get_params`` (its draws from torch's generator)."""
+    shape = torch.empty(1).expand(3, height, width)  # get_params reads only the shape
+    return tuple(RandomResizedCrop.get_params(shape, list(scale), list(ratio)))
+
+
+def _tensorflow_window(height: int, width: int, scale: Sequence[float], ratio: Sequence[float],
+                       attempts: int = 10) -> tuple:
+    """TF's ``sample_distorted_bounding_box`` without boxes (``area_range=scale``,
+    ``aspect_ratio_range=ratio``, ``max_attempts``), drawing from torch's generator: an aspect
+    ratio uniform in ``ratio``, a height uniform among those whose area fits ``scale``, the whole
+    image when ``attempts`` draws fail (``sample_distorted_bounding_box_op.cc``'s rounding)."""
+    min_area, max_area = scale[0] * width * height, scale[1] * width * height
+    for _ in range(attempts):
+        aspect = float(torch.empty(()).uniform_(ratio[0], ratio[1]))
+        if max_area <= 0 or aspect <= 0 or min_area > max_area:
+            break
+        crop_height, max_height = round(math.sqrt(min_area / aspect)), round(math.sqrt(max_area / aspect))
+        if round(max_height * aspect) > width:  # the tallest crop whose rounded width fits
+            max_height = int((width + 0.5 - 1e-7) / aspect)
+            if round(max_height * aspect) > width:
+                max_height -= 1
+        max_height = min(max_height, height)
+        crop_height = min(crop_height, max_height)
+        if crop_height < max_height:
+            crop_height += int(torch.randint(0, max_height - crop_height + 1, ()))
+        crop_width = round(crop_height * aspect)
+        area = crop_width * crop_height
+        if area < min_area:  # rounding: a slightly larger crop, then a slightly smaller one
+            crop_height += 1
+            crop_width = round(crop_height * aspect)
+            area = crop_width * crop_height
+        if area > max_area:
+            crop_height -= 1
+            crop_width = round(crop_height * aspect)
+            area = crop_width * crop_height
+        if min_area <= area <= max_area and 0 < crop_width <= width and 0 < crop_height <= height:
+            top = int(torch.randint(0, height - crop_height, ())) if crop_height < height else 0
+            left = int(torch.randint(0, width - crop_width, ())) if crop_width < width else 0
+            return top, left, crop_height, crop_width
+    return 0, 0, height, width
+
+
+_SAMPLERS = {"torchvision": _torchvision_window, "tensorflow": _tensorflow_window}
 
 
 def decode_and_crop_jpeg(contents: Encoded, crop_window: Sequence[int], channels: int = 3, ratio: int = 1,
