@@ -97,22 +97,16 @@ def test_tf_datas_rows_can_draw_the_crop_windows_of_torchvisions_random_resized_
     version of RandomResizedCrop.get_params draws areas and shapes as torchvision's does (and TF's
     own sampler does not), inside the image, with torchvision's central fallback."""
     import json
-    import subprocess
 
     import numpy as np
     import torch
     from torchvision.transforms import RandomResizedCrop
 
     sys.path.insert(0, str(ROOT / "tests" / "tf_oracle"))
-    from tf_interpreter import MISSING, tf_python
-    python = tf_python()
-    if python is None:
-        pytest.skip(MISSING)
+    from tf_interpreter import run_tensorflow
     shapes, draws = [[300, 500], [512, 256], [400, 400]], 700
-    done = subprocess.run([python, "-c", WINDOWS_SIDE, str(ROOT / "benchmarks" / "tf_side.py"), json.dumps(shapes),
-                           str(draws)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    drawn = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = run_tensorflow(WINDOWS_SIDE, ROOT / "benchmarks" / "tf_side.py", json.dumps(shapes), draws)
+    drawn = json.loads(printed.strip().splitlines()[-1])
 
     torch.manual_seed(0)
     for index, (height, width) in enumerate(shapes):

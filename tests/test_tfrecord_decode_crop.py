@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ from loaders.tfrecord import images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tf_oracle"))
 
-from tf_interpreter import MISSING, tf_python  # noqa: E402
+from tf_interpreter import run_tensorflow  # noqa: E402
 
 needs_extension = pytest.mark.skipif(images._jpeg is None, reason="the _jpeg C extension is not built (no libjpeg headers)")
 
@@ -82,15 +81,11 @@ for number, (name, window, channels, ratio, _, dct) in enumerate(json.load(open(
 @pytest.fixture(scope="module")
 def tensorflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding TensorFlow's decode_and_crop_jpeg of each case (one run of its interpreter)."""
-    python = tf_python()
-    if python is None:
-        pytest.skip(MISSING)
     work = tmp_path_factory.mktemp("decode_crop")
     for name, jpeg in JPEGS.items():
         (work / f"{name}.jpg").write_bytes(jpeg)
     (work / "cases.json").write_text(json.dumps(CASES))
-    done = subprocess.run([python, "-c", TENSORFLOW_SIDE, str(work)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"the TensorFlow side failed ({python}):\n{done.stderr[-4000:]}"
+    run_tensorflow(TENSORFLOW_SIDE, work)
     return work
 
 
@@ -259,14 +254,8 @@ def test_the_tensorflow_sampler_draws_crops_as_sample_distorted_bounding_box():
     """sampler="tensorflow" against TF's own draws (no boxes, min_object_covered=0): the same
     distribution of areas, heights and shapes, offsets that never reach the far edge (TF draws
     them in [0, room)), and the whole image when no crop fits; torchvision's sampler differs."""
-    python = tf_python()
-    if python is None:
-        pytest.skip(MISSING)
     draws = 1500
-    done = subprocess.run([python, "-c", SAMPLER_SIDE, json.dumps(SAMPLER_CASES), str(draws)], capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, f"the TensorFlow side failed ({python}):\n{done.stderr[-4000:]}"
-    theirs_by_case = json.loads(done.stdout.strip().splitlines()[-1])
+    theirs_by_case = json.loads(run_tensorflow(SAMPLER_SIDE, json.dumps(SAMPLER_CASES), draws).strip().splitlines()[-1])
     torch.manual_seed(0)
     deciles = np.linspace(0.1, 0.9, 9)
     for (shape, scale, ratio), theirs in zip(SAMPLER_CASES, theirs_by_case):

@@ -17,7 +17,7 @@ from loaders.tfrecord import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tf_oracle"))
 
-from tf_interpreter import MISSING, tf_python  # noqa: E402
+from tf_interpreter import run_tensorflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Registers tensorflow.Example & co. in protobuf's default pool under TensorFlow's file name, as
@@ -91,9 +91,6 @@ BATCH = [
 @pytest.fixture(scope="module")
 def tensorflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The folder holding our files and TensorFlow's, and what TensorFlow saw (one run of its interpreter)."""
-    python = tf_python()
-    if python is None:
-        pytest.skip(MISSING)
     work = tmp_path_factory.mktemp("tensorflow")
     for compression, suffix in COMPRESSIONS:
         with TFRecordWriter(work / f"ours.tfrecord{suffix}", TFRecordOptions(compression)) as writer:
@@ -101,8 +98,7 @@ def tensorflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
                 writer.write(record)
     job = {"records": [r.hex() for r in RECORDS], "batch": [r.hex() for r in BATCH], "compressions": COMPRESSIONS}
     (work / "job.json").write_text(json.dumps(job))
-    done = subprocess.run([python, "-c", TENSORFLOW_SIDE, str(work)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"the TensorFlow side failed ({python}):\n{done.stderr[-4000:]}"
+    run_tensorflow(TENSORFLOW_SIDE, work)
     return work, json.loads((work / "tf.json").read_text())
 
 
