@@ -230,7 +230,8 @@ def test_random_resized_crop_with_tensorflows_defaults_fast_idct_and_no_antialia
 
 SAMPLER_CASES = [([300, 500], (0.08, 1.0), (3 / 4, 4 / 3)), ([512, 256], (0.08, 1.0), (3 / 4, 4 / 3)),
                  ([400, 400], (0.5, 1.0), (0.5, 2.0)), ([9, 7], (0.08, 1.0), (3 / 4, 4 / 3)),
-                 ([20, 600], (0.3, 1.0), (1.0, 1.0))]  # the last fits no square crop: the whole image
+                 ([20, 600], (0.3, 1.0), (1.0, 1.0)), ([30, 40], (0.9, 0.5), (3 / 4, 4 / 3))]
+WHOLE_IMAGE = 2  # the last cases draw no crop (no square fits; an empty area range): the whole image
 SAMPLER_SIDE = """
 import json, os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -262,8 +263,6 @@ def test_the_tensorflow_sampler_draws_crops_as_sample_distorted_bounding_box():
         height, width = shape
         crop = RandomResizedCropJPEG(24, scale=scale, ratio=ratio, sampler="tensorflow")
         ours, theirs = np.array([crop.window(height, width) for _ in range(draws)]), np.array(theirs)
-        torchvision = np.array([RandomResizedCropJPEG(24, scale=scale, ratio=ratio).window(height, width)
-                                for _ in range(draws)])
         for boxes in (ours, theirs):
             assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] > 0).all()
             assert (boxes[:, 0] + boxes[:, 2] <= height).all() and (boxes[:, 1] + boxes[:, 3] <= width).all()
@@ -275,9 +274,15 @@ def test_the_tensorflow_sampler_draws_crops_as_sample_distorted_bounding_box():
         assert np.abs(np.quantile(ours[:, 2], deciles) - np.quantile(theirs[:, 2], deciles)).max() <= max(2, 0.04 * height)
         assert abs(np.mean(ours[:, 3] / ours[:, 2]) - np.mean(theirs[:, 3] / theirs[:, 2])) < 0.03
         assert abs(whole(ours) - whole(theirs)) < 0.03
-        if shape == [300, 500]:
-            assert area(torchvision).mean() - area(theirs).mean() > 0.03  # torchvision's draws are larger
-    assert (np.array(theirs_by_case[-1]) == [0, 0, 20, 600]).all()
-    assert RandomResizedCropJPEG(24, scale=(0.3, 1.0), ratio=(1.0, 1.0), sampler="tensorflow").window(20, 600) == (0, 0, 20, 600)
+        if shape == [300, 500]:  # torchvision's draws are larger
+            torchvision = np.array([RandomResizedCropJPEG(24, scale=scale, ratio=ratio).window(height, width)
+                                    for _ in range(draws)])
+            assert area(torchvision).mean() - area(theirs).mean() > 0.03
+    for (shape, scale, ratio), theirs in list(zip(SAMPLER_CASES, theirs_by_case))[-WHOLE_IMAGE:]:
+        assert (np.array(theirs) == [0, 0, *shape]).all()
+        assert RandomResizedCropJPEG(24, scale=scale, ratio=ratio, sampler="tensorflow").window(*shape) == (0, 0, *shape)
     with pytest.raises(ValueError, match="sampler must be one of"):
         RandomResizedCropJPEG(24, sampler="keras")
+    for scale, ratio in (((0.0, 1.0), (0.75, 1.25)), ((0.5, 1.5), (0.75, 1.25)), ((0.5, 1.0), (0.0, 1.25))):
+        with pytest.raises(ValueError, match=r"takes scale \(TF's area_range\) in \(0, 1\]"):
+            RandomResizedCropJPEG(24, scale=scale, ratio=ratio, sampler="tensorflow")

@@ -107,6 +107,9 @@ class RandomResizedCropJPEG:
                              f"(partial={partial}, extension {'built' if _jpeg else 'not built'})")
         if sampler not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(_SAMPLERS)}, not {sampler!r}")
+        if sampler == "tensorflow" and not (all(0 < value <= 1 for value in self.scale) and min(self.ratio) > 0):
+            raise ValueError(f"sampler='tensorflow' takes scale (TF's area_range) in (0, 1] and ratio "
+                             f"(aspect_ratio_range) above 0, as sample_distorted_bounding_box: not {self.scale}, {self.ratio}")
         self._sample = _SAMPLERS[sampler]
         self._decode = DecodeImage()
 
@@ -178,7 +181,7 @@ def _tensorflow_window(height: int, width: int, scale: Sequence[float], ratio: S
     min_area, max_area = scale[0] * width * height, scale[1] * width * height
     for _ in range(attempts):
         aspect = float(torch.empty(()).uniform_(ratio[0], ratio[1]))
-        if max_area <= 0 or aspect <= 0 or min_area > max_area:
+        if min_area > max_area:  # no crop is drawn (TF's GenerateRandomCrop fails every attempt)
             break
         crop_height, max_height = round(math.sqrt(min_area / aspect)), round(math.sqrt(max_area / aspect))
         if round(max_height * aspect) > width:  # the tallest crop whose rounded width fits
