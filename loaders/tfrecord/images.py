@@ -10,7 +10,8 @@ above the window are skipped, decoding stops after its last row, and only the iM
 hold it are decoded), optionally at 1/2, 1/4 or 1/8 scale, with TF's pixels.
 
 ``RandomResizedCropJPEG`` is torchvision's ``RandomResizedCrop`` (same parameters, same random
-draws from torch's generator) plus a random horizontal flip, that decodes only what the crop
+draws from torch's generator; or TF's ``sample_distorted_bounding_box``, fast IDCT and aliased
+resize, its default training input) plus a random horizontal flip, that decodes only what the crop
 needs: the crop is drawn from the size in the JPEG header, and when the crop is at least twice
 the output size each way the JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT
 scaling), which makes the decode 2-6x cheaper. With the C extension only the crop window is
