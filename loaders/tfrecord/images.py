@@ -136,7 +136,7 @@ class RandomResizedCropJPEG:
         top, left, height, width = self.window(full_height, full_width)
         jpeg = raw[:2] == _JPEG
         factor = self.reduction(height, width) if self.reduced and jpeg else 1
-        if self.partial and jpeg:  # the window alone, scaled by libjpeg, in torchvision's pixels
+        if self.partial and jpeg:  # the window alone, scaled by libjpeg (the default IDCT gives torchvision's pixels)
             scaled = (-(-full_height // factor), -(-full_width // factor))  # libjpeg rounds up
             window = _scale_window((top, left, height, width), (full_height, full_width), scaled)
             image = _decode_window(raw, window, factor, 3, fast=self.fast, context=True).permute(2, 0, 1)
@@ -147,22 +147,23 @@ class RandomResizedCropJPEG:
                                                      tuple(image.shape[1:]))
         else:
             image = self._decode(raw)
-        image = F.resized_crop(image, top, left, height, width, list(self.size),
-                               interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
-        return _planar(image, bool(self.flip and torch.rand(()) < self.flip))
+        return _planar(self._resized(image, top, left, height, width), bool(self.flip and torch.rand(()) < self.flip))
+
+    def _resized(self, image: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
+        """The crop window of ``image`` resized to ``size`` (bilinear, antialiased unless ``antialias=False``)."""
+        return F.resized_crop(image, top, left, height, width, list(self.size),
+                              interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
 
     def batch(self, datas: Union[Sequence[Encoded], RaggedBytes], device: Union[str, torch.device] = "cpu") -> torch.Tensor:
         """``[batch, 3, *size]``: each image cropped on the CPU, or on a CUDA ``device`` all of
-        them decoded in one nvJPEG call, then cropped and flipped there."""
+        them decoded in one nvJPEG call (its own IDCT, whatever ``dct_method``), then cropped and flipped there."""
         device = torch.device(device)
         if device.type != "cuda":
             return torch.stack([self(data) for data in datas])
         images = DecodeImage(device=device)(list(datas))
         out = []
         for image in images:
-            top, left, height, width = self.window(image.shape[-2], image.shape[-1])
-            image = F.resized_crop(image, top, left, height, width, list(self.size),
-                                   interpolation=InterpolationMode.BILINEAR, antialias=self.antialias)
+            image = self._resized(image, *self.window(image.shape[-2], image.shape[-1]))
             out.append(image.flip(-1) if self.flip and torch.rand(()) < self.flip else image)
         return torch.stack(out)
 
